@@ -1,0 +1,1 @@
+"""dvcflow: the lifecycle of administrative dossiers for Vietnam's online public services."""

@@ -1,0 +1,125 @@
+"""The error tree: everything dvcflow raises derives from `DvcflowError`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+__all__ = [
+    "CalendarError",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DvcflowError",
+    "InvalidDefinitionError",
+    "InvalidValueError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Problem",
+    "RefusedError",
+    "SignatureError",
+    "TamperedHistoryError",
+]
+
+
+class DvcflowError(Exception):
+    """Base of every error dvcflow raises on purpose."""
+
+
+class InvalidValueError(DvcflowError, ValueError):
+    """A value (an amount, an identifier, a phone number, a datetime) is not acceptable.
+
+    Args:
+        field: the name of the offending field, e.g. ``"phone"``.
+        message: what is wrong, e.g. ``"must be >= 0"``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class CalendarError(InvalidValueError):
+    """A time value or duration the working-day calendar cannot use (naive datetime, bad unit)."""
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong in a definition file: where it is and what is wrong.
+
+    ``str(problem)`` reads ``file: path: message``, e.g.
+    ``procedures/khai-sinh.toml: cases.default.fees[1].amount: must be >= 0``.
+    """
+
+    source: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.path}" if self.path else self.source
+        return f"{where}: {self.message}"
+
+
+class InvalidDefinitionError(DvcflowError):
+    """A procedure, catalogue, rule pack or lifecycle definition is invalid.
+
+    Carries every problem found, not only the first, so a file is fixed in one pass.
+    """
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        if not self.problems:
+            msg = "InvalidDefinitionError needs at least one problem"
+            raise ValueError(msg)
+        lines = [str(problem) for problem in self.problems]
+        head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+        super().__init__(head)
+
+
+class ConfigurationError(InvalidDefinitionError):
+    """The configuration file (providers, calendars, keys) is invalid."""
+
+
+class NotFoundError(DvcflowError, LookupError):
+    """A dossier, procedure, rule pack or other named thing does not exist."""
+
+
+class RefusedError(DvcflowError):
+    """A command was refused; nothing was written.
+
+    Args:
+        trigger: the trigger that was refused.
+        reasons: machine-readable reason codes, e.g. ``("fees_unpaid",)``.
+        allowed: the triggers the actor may fire now instead.
+        message: a human-readable explanation.
+    """
+
+    def __init__(
+        self,
+        trigger: str,
+        reasons: Sequence[str],
+        allowed: Sequence[str] = (),
+        message: str = "",
+    ) -> None:
+        self.trigger = trigger
+        self.reasons = tuple(reasons)
+        self.allowed = tuple(allowed)
+        text = message or ", ".join(self.reasons)
+        super().__init__(f"{trigger} refused: {text}")
+
+
+class PermissionDeniedError(RefusedError):
+    """The actor lacks the role or the scope (owner, agency) for the command."""
+
+
+class ConcurrencyError(DvcflowError):
+    """Another command changed the dossier first; nothing was written. Retry the command."""
+
+
+class SignatureError(DvcflowError):
+    """A signature or message authentication check failed (back-end callback, download link)."""
+
+
+class TamperedHistoryError(DvcflowError):
+    """A dossier's history no longer verifies: an event was edited, deleted, inserted or moved."""
