@@ -1,4 +1,4 @@
-"""Clock policies a rule pack carries: supplements, payment waits, supplement expiry, reschedules."""
+"""Clock policies a rule pack carries: supplements, payment waits, expiry, reschedules."""
 
 from __future__ import annotations
 

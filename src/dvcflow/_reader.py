@@ -45,35 +45,36 @@ class Report:
             raise error(self.problems)
 
 
+def _parse(path: Path, raw: bytes) -> object:
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return tomllib.loads(raw.decode("utf-8"))
+    if suffix == ".json":
+        return json.loads(raw)
+    msg = f"unsupported file type {suffix!r}; use .toml or .json"
+    raise ValueError(msg)
+
+
 def read_document(path: Path, report: Report) -> dict[str, Any] | None:
     """Parse a ``.toml`` or ``.json`` file into a table, or record why it cannot be read."""
+    data: object = None
     try:
-        raw = path.read_bytes()
+        data = _parse(path, path.read_bytes())
     except OSError as exc:
         report.add("", f"cannot read: {exc.strerror or exc}")
-        return None
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data: object = tomllib.loads(raw.decode("utf-8"))
-        elif suffix == ".json":
-            data = json.loads(raw)
-        else:
-            report.add("", f"unsupported file type {suffix!r}; use .toml or .json")
-            return None
     except UnicodeDecodeError:
         report.add("", "not UTF-8 text")
-        return None
     except tomllib.TOMLDecodeError as exc:
         report.add("", f"not valid TOML: {exc}")
-        return None
     except json.JSONDecodeError as exc:
         report.add("", f"not valid JSON: {exc}")
-        return None
-    if not isinstance(data, dict):
+    except ValueError as exc:
+        report.add("", str(exc))
+    else:
+        if isinstance(data, dict):
+            return data
         report.add("", "the document must be a table (a JSON object)")
-        return None
-    return data
+    return None
 
 
 _MISSING: Any = object()
@@ -158,7 +159,9 @@ class Node:
             return None
         return value  # type: ignore[return-value]
 
-    def string(self, key: str, default: str | None = _MISSING, *, pattern: str | None = None) -> str | None:
+    def string(
+        self, key: str, default: str | None = _MISSING, *, pattern: str | None = None
+    ) -> str | None:
         """A non-empty string at ``key``, optionally matching ``pattern`` in full."""
         value = self.typed(key, str, default)
         if value is None or value is default:
@@ -171,7 +174,9 @@ class Node:
             return None
         return value
 
-    def integer(self, key: str, default: int | None = _MISSING, *, minimum: int | None = None) -> int | None:
+    def integer(
+        self, key: str, default: int | None = _MISSING, *, minimum: int | None = None
+    ) -> int | None:
         """An integer at ``key``, at least ``minimum``."""
         value = self.typed(key, int, default)
         if value is not None and value is not default and minimum is not None and value < minimum:
@@ -203,7 +208,7 @@ class Node:
                 return dt.time.fromisoformat(self.value)
             except ValueError:
                 pass
-        self.problem(f"must be a time of day like \"15:00\", got {_describe(self.value)}")
+        self.problem(f'must be a time of day like "15:00", got {_describe(self.value)}')
         return None
 
     def choice(self, key: str, kind: type[E], default: E | None = _MISSING) -> E | None:

@@ -57,7 +57,11 @@ class DeliveryMethod(enum.Enum):
         return _DELIVERY_CODES[self]
 
 
-_DELIVERY_CODES = {DeliveryMethod.IN_PERSON: 0, DeliveryMethod.POSTAL: 1, DeliveryMethod.ELECTRONIC: None}
+_DELIVERY_CODES = {
+    DeliveryMethod.IN_PERSON: 0,
+    DeliveryMethod.POSTAL: 1,
+    DeliveryMethod.ELECTRONIC: None,
+}
 
 
 class ApplicantType(enum.Enum):
@@ -263,7 +267,9 @@ def _check_tax_code(value: str) -> str | None:
     return None
 
 
-def _optional_email(_instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+def _optional_email(
+    _instance: object, attribute: attrs.Attribute[str | None], value: object
+) -> None:
     if value is not None and (not isinstance(value, str) or not _EMAIL.fullmatch(value)):
         raise InvalidValueError(attribute.name, f"not an email address: {value!r}")
 
@@ -277,6 +283,11 @@ def _non_empty_str(_instance: object, attribute: attrs.Attribute[str], value: ob
         raise InvalidValueError(attribute.name, "must be a non-empty string")
 
 
+def _strip_dash(value: str) -> str:
+    # Tax codes of branches are often written 0101234567-001.
+    return value.replace("-", "") if isinstance(value, str) else value
+
+
 @attrs.frozen
 class Applicant:
     """The person or organisation a dossier is for (người nộp hồ sơ).
@@ -287,7 +298,7 @@ class Applicant:
     """
 
     kind: ApplicantType = attrs.field(validator=attrs.validators.instance_of(ApplicantType))
-    identifier: str = attrs.field(converter=lambda v: v.replace("-", "") if isinstance(v, str) else v)
+    identifier: str = attrs.field(converter=_strip_dash)
     name: str = attrs.field(validator=_non_empty_str)
     phone: str | None = attrs.field(default=None, converter=_optional_mobile)
     email: str | None = attrs.field(default=None, validator=_optional_email)
@@ -309,7 +320,9 @@ class Applicant:
             raise InvalidValueError("identifier", f"{problem}, got {value!r}")
 
     @employees.validator
-    def _check_employees(self, _attribute: attrs.Attribute[frozenset[str]], value: frozenset[str]) -> None:
+    def _check_employees(
+        self, _attribute: attrs.Attribute[frozenset[str]], value: frozenset[str]
+    ) -> None:
         if value and self.kind is ApplicantType.CITIZEN:
             raise InvalidValueError("employees", "only a business acts for employees")
         for employee in value:
@@ -394,12 +407,14 @@ class Actor:
     id: str = attrs.field(validator=_non_empty_str)
     kind: ActorKind = attrs.field(validator=attrs.validators.instance_of(ActorKind))
     roles: frozenset[str] = attrs.field(converter=_roles)
-    agency: str | None = None
+    agency: str | None = attrs.field(default=None)
     acting_for: str | None = None
     """For a business or representative: the account id of the person acted for."""
 
     @roles.validator
-    def _check_roles(self, _attribute: attrs.Attribute[frozenset[str]], value: frozenset[str]) -> None:
+    def _check_roles(
+        self, _attribute: attrs.Attribute[frozenset[str]], value: frozenset[str]
+    ) -> None:
         if not value:
             raise InvalidValueError("roles", "an actor needs at least one role")
         unknown = sorted(value - ROLES)
@@ -448,5 +463,5 @@ class Actor:
 
     @classmethod
     def system(cls, account_id: str = "system") -> Actor:
-        """dvcflow itself: timers and verified back-end callbacks."""
+        """The library itself: timers and verified back-end callbacks."""
         return cls(account_id, ActorKind.SYSTEM, frozenset({"system"}))
