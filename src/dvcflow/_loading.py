@@ -45,6 +45,7 @@ _PROCEDURE_KEYS = (
     "form_fields",
     "intake_cutoff",
     "level",
+    "permissions",
     "rule_pack",
     "sign_off",
     "steps",
@@ -84,6 +85,8 @@ def read_procedure(node: Node) -> ProcedureSpec | None:
     applicant_types = _set_of(
         node, "applicant_types", ApplicantType, default=frozenset({ApplicantType.CITIZEN})
     )
+    if node.has("applicant_types") and not node.array("applicant_types"):
+        node.problem("list at least one applicant type", "applicant_types")
     form_fields = tuple(
         field for item in node.array("form_fields") if (field := _form_field(item)) is not None
     )
@@ -94,6 +97,7 @@ def read_procedure(node: Node) -> ProcedureSpec | None:
     declared = node.integer("level", None)
     rule_pack = node.string("rule_pack", None)
     cutoff = node.time("intake_cutoff", None)
+    permissions = _permissions(node.get("permissions"))
     raw_cases = node.get("cases")
     case_keys = (
         raw_cases.value if raw_cases is not None and isinstance(raw_cases.value, dict) else {}
@@ -121,6 +125,7 @@ def read_procedure(node: Node) -> ProcedureSpec | None:
         declared_level=declared,
         rule_pack=rule_pack,
         intake_cutoff=cutoff,
+        permissions=permissions,
     )
     if procedure is not None:
         for path, message in procedure.derivation.problems:
@@ -131,8 +136,7 @@ def read_procedure(node: Node) -> ProcedureSpec | None:
 def _text(node: Node, key: str, default: Text | None = None) -> Text | None:
     child = node.get(key)
     if child is None:
-        if default is None:
-            node.problem("is required", key)
+        # A missing required key is reported once, by the table check.
         return default
     if isinstance(child.value, str):
         return child.build(Text, vi=child.value)
@@ -156,10 +160,11 @@ def _set_of(node: Node, key: str, kind: type[Any], *, default: frozenset[Any]) -
 
 
 def _unique(node: Node, key: str, names: list[str], what: str) -> None:
+    array = Node(None, node.child_path(key), node.report)
     seen: set[str] = set()
     for index, name in enumerate(names):
         if name in seen:
-            node.problem(f"duplicate {what} name {name!r}", f"{key}[{index}]")
+            array.problem(f"duplicate {what} name {name!r}", index)
         seen.add(name)
 
 
@@ -368,14 +373,13 @@ def _step(node: Node) -> StepSpec | None:
     ):
         return None
     before = len(node.report.problems)
-    roles = frozenset(
-        role for item in node.array("roles") if (role := item.as_type(str)) is not None
-    )
-    for index, role in enumerate(
-        node.value.get("roles", []) if isinstance(node.value, dict) else []
-    ):
-        if isinstance(role, str) and role not in ROLES:
-            node.problem(f"unknown role {role!r}", f"roles[{index}]")
+    roles = set()
+    for item in node.array("roles"):
+        role = item.as_type(str)
+        if role is not None and role not in ROLES:
+            item.problem(f"unknown role {role!r}")
+        elif role is not None:
+            roles.add(role)
     duration_node = node.get("duration")
     duration = Duration.working_days(1) if duration_node is None else read_duration(duration_node)
     values = {
@@ -390,6 +394,23 @@ def _step(node: Node) -> StepSpec | None:
     if len(node.report.problems) > before:
         return None
     return node.build(StepSpec, **values)
+
+
+def _permissions(node: Node | None) -> dict[str, frozenset[str]]:
+    if node is None or not isinstance(node.value, dict):
+        if node is not None:
+            node.problem("must be a table of trigger = [roles]")
+        return {}
+    found = {}
+    for trigger, child in node.items():
+        roles = [item.as_type(str) for item in child.array_items()]
+        for index, role in enumerate(roles):
+            if role is not None and role not in ROLES:
+                child.problem(f"unknown role {role!r}", index)
+        if not roles:
+            child.problem("list at least one role (narrowing to none would disable the trigger)")
+        found[trigger] = frozenset(role for role in roles if role is not None)
+    return found
 
 
 def _result(node: Node | None) -> ResultSpec | None:
@@ -442,8 +463,11 @@ def procedure_to_data(procedure: ProcedureSpec) -> dict[str, Any]:
         "sign_off": sorted(kind.value for kind in procedure.sign_off),
     }
     data |= _optional(level=procedure.declared_level, rule_pack=procedure.rule_pack)
+    if procedure.permissions:
+        data["permissions"] = {trigger: sorted(roles) for trigger, roles in procedure.permissions}
     if procedure.intake_cutoff is not None:
-        data["intake_cutoff"] = procedure.intake_cutoff.isoformat(timespec="minutes")
+        cutoff = procedure.intake_cutoff
+        data["intake_cutoff"] = cutoff.isoformat(timespec="seconds" if cutoff.second else "minutes")
     return data
 
 

@@ -45,7 +45,7 @@ __all__ = [
     "Text",
 ]
 
-PROCEDURE_CODE = r"[12]\.\d{6}(?:\.[A-Z0-9]{1,8})?"
+PROCEDURE_CODE = r"[12]\.[0-9]{6}(?:\.[A-Z0-9]{1,8})?"
 """National procedure codes: ``1.001193``, ``2.000635``, a local variant ``1.000948.H38``."""
 
 IDENTIFIER = r"[a-z][a-z0-9_]*"
@@ -175,7 +175,7 @@ class FormFieldSpec:
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise InvalidValueError("pattern", f"not a regular expression: {exc}") from None
 
 
@@ -299,6 +299,13 @@ class ResultSpec:
     signed: bool = False
 
 
+def _permission_pairs(
+    value: Mapping[str, Iterable[str]] | Iterable[tuple[str, Iterable[str]]],
+) -> tuple[tuple[str, frozenset[str]], ...]:
+    pairs = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((trigger, frozenset(roles)) for trigger, roles in pairs))
+
+
 @attrs.frozen
 class ProcedureSpec:
     """An administrative procedure (thủ tục hành chính) as data.
@@ -326,6 +333,11 @@ class ProcedureSpec:
     rule_pack: str | None = None
     intake_cutoff: dt.time | None = None
     """Receipts after this local time count from the next working day (e.g. 15:00)."""
+    permissions: tuple[tuple[str, frozenset[str]], ...] = attrs.field(
+        default=(),
+        converter=_permission_pairs,
+    )
+    """Triggers whose default roles this procedure narrows, e.g. ``resolve`` to one role."""
 
     @code.validator
     def _check_code(self, _attribute: attrs.Attribute[str], value: object) -> None:

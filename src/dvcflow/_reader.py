@@ -70,6 +70,8 @@ def read_document(path: Path, report: Report) -> dict[str, Any] | None:
         report.add("", f"not valid JSON: {exc}")
     except ValueError as exc:
         report.add("", str(exc))
+    except RecursionError:
+        report.add("", "nested too deeply to be a definition")
     else:
         if isinstance(data, dict):
             return data
@@ -201,6 +203,9 @@ class Node:
 
     def as_time(self) -> dt.time | None:
         """This node as a time of day."""
+        if isinstance(self.value, dt.time) and (self.value.microsecond or self.value.tzinfo):
+            self.problem("must be a local time of day without fractions of a second or offset")
+            return None
         if isinstance(self.value, dt.time):
             return self.value
         if isinstance(self.value, str) and re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", self.value):
@@ -234,10 +239,14 @@ class Node:
             if required:
                 self.problem("is required", key)
             return []
-        if not isinstance(node.value, list):
-            node.problem(f"must be an array, got {_describe(node.value)}")
+        return node.array_items()
+
+    def array_items(self) -> list[Node]:
+        """The elements of this node, which must be an array."""
+        if not isinstance(self.value, list):
+            self.problem(f"must be an array, got {_describe(self.value)}")
             return []
-        return [Node(item, node.child_path(i), self.report) for i, item in enumerate(node.value)]
+        return [Node(item, self.child_path(i), self.report) for i, item in enumerate(self.value)]
 
     def build(self, factory: Callable[..., T], /, **kwargs: Any) -> T | None:  # noqa: ANN401
         """Call a value constructor, recording its `InvalidValueError` at the field it names."""

@@ -139,6 +139,17 @@ class DurationUnit(enum.Enum):
     NONE = "none"
 
 
+def _instance_of(kind: type) -> Any:  # noqa: ANN401 - an attrs validator
+    """Like ``attrs.validators.instance_of``, raising `InvalidValueError` naming the field."""
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, kind):
+            name = getattr(kind, "__name__", str(kind))
+            raise InvalidValueError(attribute.name, f"must be a {name}, got {value!r}")
+
+    return check
+
+
 def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
     # bool is an int subclass; True VND is a bug, not one dong.
     if not isinstance(value, int) or isinstance(value, bool):
@@ -190,7 +201,7 @@ class Duration:
     """
 
     amount: int = attrs.field(validator=_non_negative_int)
-    unit: DurationUnit = attrs.field(validator=attrs.validators.instance_of(DurationUnit))
+    unit: DurationUnit = attrs.field(validator=_instance_of(DurationUnit))
 
     def __attrs_post_init__(self) -> None:
         if self.unit in {DurationUnit.SAME_DAY, DurationUnit.NONE} and self.amount != 0:
@@ -229,10 +240,11 @@ class Duration:
         return f"{self.amount} {self.unit.value.replace('_', ' ')}"
 
 
-_CITIZEN_ID = re.compile(r"\d{12}")
-_TAX_CODE = re.compile(r"\d{10}(?:-?\d{3})?")
+_CITIZEN_ID = re.compile(r"[0-9]{12}")
+_TAX_CODE = re.compile(r"[0-9]{10}(?:[0-9]{3})?")
+_BRANCH_TAX_CODE = re.compile(r"[0-9]{10}-[0-9]{3}")
 # Vietnamese mobile prefixes after the 2018 renumbering: 03x, 05x, 07x, 08x, 09x.
-_MOBILE = re.compile(r"0(?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9\d)\d{7}")
+_MOBILE = re.compile(r"0(?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9[0-9])[0-9]{7}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
@@ -242,6 +254,8 @@ def normalise_mobile(value: str) -> str:
     Raises:
         InvalidValueError: when it is not a Vietnamese mobile number.
     """
+    if not isinstance(value, str):
+        raise InvalidValueError("phone", f"must be a string, got {value!r}")
     digits = re.sub(r"[\s.\-()]", "", value)
     if digits.startswith("+84"):
         digits = "0" + digits[3:]
@@ -284,8 +298,10 @@ def _non_empty_str(_instance: object, attribute: attrs.Attribute[str], value: ob
 
 
 def _strip_dash(value: str) -> str:
-    # Tax codes of branches are often written 0101234567-001.
-    return value.replace("-", "") if isinstance(value, str) else value
+    # A branch's tax code is written 0101234567-001; no other dash is part of an identifier.
+    if isinstance(value, str) and _BRANCH_TAX_CODE.fullmatch(value):
+        return value.replace("-", "")
+    return value
 
 
 @attrs.frozen
@@ -297,12 +313,12 @@ class Applicant:
     business may act for. Personal data: dvcflow keeps it out of the history chain.
     """
 
-    kind: ApplicantType = attrs.field(validator=attrs.validators.instance_of(ApplicantType))
+    kind: ApplicantType = attrs.field(validator=_instance_of(ApplicantType))
     identifier: str = attrs.field(converter=_strip_dash)
     name: str = attrs.field(validator=_non_empty_str)
     phone: str | None = attrs.field(default=None, converter=_optional_mobile)
     email: str | None = attrs.field(default=None, validator=_optional_email)
-    vneid_verified: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    vneid_verified: bool = attrs.field(default=False, validator=_instance_of(bool))
     employees: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
 
     @identifier.validator
@@ -346,16 +362,21 @@ class Applicant:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidValueError(unknown[0], "unknown field")
+        for name in ("kind", "identifier", "name"):
+            if name not in data:
+                raise InvalidValueError(name, "is required")
         values = dict(data)
         try:
-            values["kind"] = ApplicantType(values.get("kind"))
+            values["kind"] = ApplicantType(values["kind"])
         except ValueError:
             choices = ", ".join(t.value for t in ApplicantType)
             raise InvalidValueError("kind", f"must be one of {choices}") from None
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise InvalidValueError("applicant", str(exc)) from None
+        if "employees" in values and (
+            isinstance(values["employees"], str)
+            or not isinstance(values["employees"], list | tuple | set | frozenset)
+        ):
+            raise InvalidValueError("employees", "must be a list of citizen ids")
+        return cls(**values)
 
 
 ROLES = frozenset(
@@ -405,7 +426,7 @@ class Actor:
     """
 
     id: str = attrs.field(validator=_non_empty_str)
-    kind: ActorKind = attrs.field(validator=attrs.validators.instance_of(ActorKind))
+    kind: ActorKind = attrs.field(validator=_instance_of(ActorKind))
     roles: frozenset[str] = attrs.field(converter=_roles)
     agency: str | None = attrs.field(default=None)
     acting_for: str | None = None
