@@ -1,0 +1,182 @@
+"""The kernel's dossier: an immutable value with its fee obligations, waits and plain-data codec."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from dvcflow._lifecycle import INITIAL
+from dvcflow._procedure import DocumentKind
+from dvcflow._values import Channel, DeliveryMethod, FeeKind, FeeTiming, Money
+
+__all__ = ["Dossier", "FeeObligation", "Wait", "decode_changes", "encode_changes"]
+
+
+@attrs.frozen
+class FeeObligation:
+    """What a dossier owes of one fee kind (phí or lệ phí): due, paid and refunded."""
+
+    kind: FeeKind
+    timing: FeeTiming
+    due: Money
+    paid: Money = Money(0)
+    refunded: Money = Money(0)
+
+    @property
+    def outstanding(self) -> Money:
+        """What is still to pay."""
+        return Money(max(self.due.amount - self.paid.amount, 0))
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is left to pay."""
+        return self.paid.amount >= self.due.amount
+
+
+@attrs.frozen
+class Wait:
+    """A waiting state entered from ``resume``; leaving it by return goes back there."""
+
+    state: str
+    resume: str
+    since: dt.datetime
+
+
+@attrs.frozen
+class Dossier:
+    """A dossier as the kernel sees it: everything a decision needs, nothing personal.
+
+    The applicant's identity, form and documents live in the engine's erasable store; the
+    dossier refers to its owner by an opaque account id.
+    """
+
+    id: str
+    procedure: str
+    procedure_version: str
+    rule_pack: str
+    case: str
+    channel: Channel
+    delivery: DeliveryMethod
+    agency: str
+    state: str = INITIAL
+    version: int = 0
+    owner: str | None = None
+    filed_by: str | None = None
+    code: str | None = None
+    created_at: dt.datetime | None = None
+    received_at: dt.datetime | None = None
+    due_at: dt.datetime | None = None
+    fees: tuple[FeeObligation, ...] = ()
+    waits: tuple[Wait, ...] = ()
+    assignee: str | None = None
+    step_due: dt.datetime | None = None
+    steps_done: bool = False
+    reschedules: int = 0
+    guidance_given: bool = False
+    supplement_received: bool = False
+    supplement_due: dt.datetime | None = None
+    approvals: frozenset[DocumentKind] = frozenset()
+    result_ref: str | None = None
+    result_signed: bool = False
+    result_number: str | None = None
+    resolved_at: dt.datetime | None = None
+    returned_at: dt.datetime | None = None
+
+    @property
+    def fees_settled(self) -> bool:
+        """Whether every fee due has been paid."""
+        return all(fee.settled for fee in self.fees)
+
+    def fee(self, kind: FeeKind) -> FeeObligation | None:
+        """The obligation of ``kind``, if the dossier owes that kind at all."""
+        for fee in self.fees:
+            if fee.kind is kind:
+                return fee
+        return None
+
+    @property
+    def resume_state(self) -> str | None:
+        """Where the innermost wait returns to."""
+        return self.waits[-1].resume if self.waits else None
+
+
+def _instant(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_instant(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def _encode_fee(fee: FeeObligation) -> dict[str, Any]:
+    return {
+        "kind": fee.kind.value,
+        "timing": fee.timing.value,
+        "due": fee.due.amount,
+        "paid": fee.paid.amount,
+        "refunded": fee.refunded.amount,
+    }
+
+
+def _decode_fee(data: Mapping[str, Any]) -> FeeObligation:
+    return FeeObligation(
+        FeeKind(data["kind"]),
+        FeeTiming(data["timing"]),
+        Money(data["due"]),
+        Money(data["paid"]),
+        Money(data["refunded"]),
+    )
+
+
+def _encode_wait(wait: Wait) -> dict[str, Any]:
+    return {"state": wait.state, "resume": wait.resume, "since": wait.since.isoformat()}
+
+
+def _decode_wait(data: Mapping[str, Any]) -> Wait:
+    return Wait(data["state"], data["resume"], dt.datetime.fromisoformat(data["since"]))
+
+
+Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+_IDENTITY: Codec = (lambda value: value, lambda value: value)
+_INSTANT: Codec = (_instant, _parse_instant)
+_CODECS: dict[str, Codec] = {
+    "channel": (lambda value: value.value, Channel),
+    "delivery": (lambda value: value.value, DeliveryMethod),
+    "fees": (
+        lambda fees: [_encode_fee(f) for f in fees],
+        lambda data: tuple(map(_decode_fee, data)),
+    ),
+    "waits": (
+        lambda waits: [_encode_wait(w) for w in waits],
+        lambda data: tuple(map(_decode_wait, data)),
+    ),
+    "approvals": (
+        lambda kinds: sorted(kind.value for kind in kinds),
+        lambda data: frozenset(DocumentKind(value) for value in data),
+    ),
+}
+for _field in attrs.fields(Dossier):
+    if _field.type in {"dt.datetime | None", dt.datetime}:
+        _CODECS[_field.name] = _INSTANT
+_FIELDS = frozenset(field.name for field in attrs.fields(Dossier))
+
+
+def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Dossier field values as JSON-ready data, for an event's ``changes``."""
+    return {name: _CODECS.get(name, _IDENTITY)[0](value) for name, value in changes.items()}
+
+
+def decode_changes(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of `encode_changes`.
+
+    Raises:
+        KeyError: for a name that is not a dossier field (a corrupt event).
+    """
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise KeyError(min(unknown))
+    return {name: _CODECS.get(name, _IDENTITY)[1](value) for name, value in data.items()}

@@ -1,0 +1,483 @@
+"""The pure decision kernel: a procedure version compiled once, deciding commands without I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from transitions import Machine
+
+from dvcflow._calendar import WorkingCalendar
+from dvcflow._clock import to_utc
+from dvcflow._dossier import Dossier, Wait, encode_changes
+from dvcflow._lifecycle import INITIAL, LifecycleSpec, NationalStatus, TransitionSpec
+from dvcflow._procedure import ProcedureSpec
+from dvcflow._reasons import REASONS
+from dvcflow._rulepacks import RulePacks, RulePackSpec
+from dvcflow._values import Actor, ActorKind
+from dvcflow.errors import PermissionDeniedError, RefusedError
+from dvcflow.levels import lifecycle_for
+
+__all__ = [
+    "PAYLOAD_REASONS",
+    "WAITING_STATES",
+    "Action",
+    "Decision",
+    "Effect",
+    "EffectKind",
+    "Event",
+    "Kernel",
+    "Plan",
+]
+
+WAITING_STATES = frozenset({"awaiting_supplement", "awaiting_payment", "withdrawal_requested"})
+"""States that interrupt another and return to it."""
+
+PAYLOAD_REASONS = frozenset(
+    {
+        "applicant_missing",
+        "amount_mismatch",
+        "case_unknown",
+        "components_missing",
+        "delivery_missing",
+        "exemption_unknown",
+        "form_invalid",
+        "legal_basis_missing",
+        "payload_invalid",
+        "reason_missing",
+        "receiver_missing",
+        "result_missing",
+        "result_unsigned",
+        "specialist_missing",
+        "invalid_due_date",
+    },
+)
+"""Reasons that depend on what a command carries; `available` does not report them."""
+
+
+class EffectKind(enum.Enum):
+    """What a decision asks the outside world to do, after the transaction commits."""
+
+    NOTIFY = "notify"
+    REQUEST_PAYMENT = "request_payment"
+    CANCEL_PAYMENT = "cancel_payment"
+    REFUND = "refund"
+    ISSUE_DOCUMENT = "issue_document"
+    DELIVER = "deliver"
+    SET_TIMER = "set_timer"
+    CANCEL_TIMERS = "cancel_timers"
+
+
+@attrs.frozen
+class Effect:
+    """A side effect for the outbox, with an idempotency key free of personal data."""
+
+    kind: EffectKind
+    data: Mapping[str, Any]
+    key: str
+
+
+@attrs.frozen
+class Event:
+    """What happened: one per successful command, the unit of a dossier's history.
+
+    ``changes`` holds the dossier fields the command changed, as plain data, so folding the
+    events of a dossier reproduces it. ``visit`` marks an event the applicant came to the
+    counter for.
+    """
+
+    dossier_id: str
+    version: int
+    trigger: str
+    source: str
+    target: str
+    at: dt.datetime
+    actor: str
+    roles: tuple[str, ...]
+    acting_for: str | None
+    agency: str | None
+    data: Mapping[str, Any]
+    changes: Mapping[str, Any]
+    visit: bool = False
+
+
+@attrs.frozen
+class Decision:
+    """The outcome of an accepted command: the dossier after it, its event and its effects.
+
+    ``personal`` carries what must stay outside the history chain (applicant, form,
+    documents, receiver), for the engine's erasable store.
+    """
+
+    dossier: Dossier
+    event: Event
+    effects: tuple[Effect, ...]
+    personal: Mapping[str, Any]
+    status: NationalStatus
+    """The national status of the dossier after the command."""
+
+
+@attrs.frozen
+class Action:
+    """One trigger from the current state: whether the actor may fire it now, and if not why."""
+
+    trigger: str
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+
+
+@attrs.define
+class Plan:
+    """The working notes of one decision, filled in by the trigger's handler."""
+
+    kernel: Kernel
+    dossier: Dossier
+    actor: Actor
+    payload: Mapping[str, Any]
+    now: dt.datetime
+    pack: RulePackSpec
+    trigger: str
+    code: str | None = None
+    changes: dict[str, Any] = attrs.Factory(dict)
+    data: dict[str, Any] = attrs.Factory(dict)
+    effects: list[tuple[EffectKind, dict[str, Any]]] = attrs.Factory(list)
+    personal: dict[str, Any] = attrs.Factory(dict)
+    reasons: list[str] = attrs.Factory(list)
+    details: list[str] = attrs.Factory(list)
+    select: dict[str, str] = attrs.Factory(dict)
+    visit: bool = False
+
+    def refuse(self, reason: str, detail: str = "") -> None:
+        """Record a reason the command cannot go ahead (all are reported together)."""
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        if detail:
+            self.details.append(detail)
+
+    def effect(self, kind: EffectKind, /, **data: Any) -> None:  # noqa: ANN401 - plain data
+        """Ask for a side effect."""
+        self.effects.append((kind, data))
+
+    @property
+    def current(self) -> Dossier:
+        """The dossier with the changes made so far."""
+        return attrs.evolve(self.dossier, **self.changes) if self.changes else self.dossier
+
+
+Handler = Callable[[Plan], None]
+
+
+class _Model:
+    """The light object transitions moves between states; never registered with the machine."""
+
+    __slots__ = ("edge", "state")
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        self.edge: TransitionSpec | None = None
+
+
+def _capture(edge: TransitionSpec) -> Callable[[Any], None]:
+    def after(event_data: Any) -> None:  # noqa: ANN401 - transitions' EventData is untyped
+        event_data.model.edge = edge
+
+    return after
+
+
+def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
+    checks: list[str | Callable[..., bool | None]] = []
+    if edge.returns_to is not None:
+        wanted = edge.returns_to
+        checks.append(lambda ed: ed.kwargs["plan"].dossier.resume_state == wanted)
+    if edge.when is not None:
+        key, _, value = edge.when.partition(":")
+        checks.append(lambda ed: ed.kwargs["plan"].select.get(key) == value)
+    return checks
+
+
+def compile_machine(spec: LifecycleSpec) -> Machine:
+    """One transitions `Machine` for a lifecycle, shared by every dossier of the version.
+
+    ``auto_transitions`` stays off (it would bypass every guard); dossiers are moved through
+    ``machine.events[trigger].trigger(model)`` with an unregistered model.
+    """
+    machine = Machine(
+        model=None,
+        states=[INITIAL, *(state.name for state in spec.states)],
+        initial=INITIAL,
+        auto_transitions=False,
+        send_event=True,
+    )
+    for edge in spec.transitions:
+        machine.add_transition(
+            edge.trigger,
+            edge.source,
+            edge.dest,
+            conditions=_conditions(edge),
+            after=_capture(edge),
+        )
+    return machine
+
+
+def content_hash(procedure: ProcedureSpec) -> str:
+    """The SHA-256 of a procedure's canonical JSON form: its version identity."""
+    canonical = json.dumps(
+        procedure.to_data(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Kernel:
+    """A procedure version compiled for deciding commands: pure, cached, thread-safe.
+
+    Args:
+        procedure: the procedure version.
+        calendar: the agency's working calendar.
+        rule_packs: the packs a new dossier is pinned to (the one in force, or the procedure's).
+        version: the version's identity; the content hash by default.
+    """
+
+    def __init__(
+        self,
+        procedure: ProcedureSpec,
+        *,
+        calendar: WorkingCalendar | None = None,
+        rule_packs: RulePacks | None = None,
+        version: str | None = None,
+    ) -> None:
+        from dvcflow._handlers import HANDLERS  # noqa: PLC0415 - handlers import this module
+
+        self.procedure = procedure
+        self.lifecycle = lifecycle_for(procedure)
+        self.machine = compile_machine(self.lifecycle)
+        self.calendar = calendar if calendar is not None else WorkingCalendar()
+        self.rule_packs = rule_packs if rule_packs is not None else RulePacks.builtin()
+        self.version = version if version is not None else content_hash(procedure)
+        self._handlers: Mapping[str, Handler] = HANDLERS
+        self._edges: dict[tuple[str, str], tuple[TransitionSpec, ...]] = {}
+        self._by_state: dict[str, tuple[str, ...]] = {}
+        for edge in self.lifecycle.transitions:
+            key = (edge.source, edge.trigger)
+            self._edges[key] = (*self._edges.get(key, ()), edge)
+            triggers = self._by_state.get(edge.source, ())
+            if edge.trigger not in triggers:
+                self._by_state[edge.source] = (*triggers, edge.trigger)
+        self._statuses = {state.name: state.status for state in self.lifecycle.states}
+        self._triggers = self.lifecycle.triggers
+
+    def status(self, state: str) -> NationalStatus:
+        """The national status of a stored state."""
+        return self._statuses[state]
+
+    def pack_for(self, dossier: Dossier | None, now: dt.datetime) -> RulePackSpec:
+        """The rule pack a dossier is pinned to, or the one a new dossier gets at ``now``."""
+        if dossier is not None and dossier.rule_pack:
+            return self.rule_packs.get(dossier.rule_pack)
+        if self.procedure.rule_pack is not None:
+            return self.rule_packs.get(self.procedure.rule_pack)
+        return self.rule_packs.in_force(now)
+
+    def triggers_from(self, state: str) -> tuple[str, ...]:
+        """The triggers with an edge leaving ``state``."""
+        return self._by_state.get(state, ())
+
+    def _authorize(
+        self, edges: Sequence[TransitionSpec], dossier: Dossier, actor: Actor
+    ) -> list[str]:
+        roles: frozenset[str] = frozenset().union(*(edge.roles for edge in edges))
+        held = actor.roles & roles
+        if not held:
+            return ["role_missing"]
+        if actor.kind is ActorKind.SYSTEM:
+            return []
+        if actor.kind is ActorKind.APPLICANT:
+            if dossier.state == INITIAL:
+                return []
+            mine = {dossier.owner, dossier.filed_by} - {None}
+            ok = actor.id in mine or (
+                actor.acting_for is not None and actor.acting_for == dossier.owner
+            )
+            return [] if ok else ["not_owner"]
+        return [] if self._in_scope(dossier, actor, held) else ["wrong_agency"]
+
+    def _in_scope(self, dossier: Dossier, actor: Actor, held: frozenset[str]) -> bool:
+        if "external_agency" in held:
+            for step in self.procedure.steps:
+                if step.name == dossier.state and step.agency == actor.agency:
+                    return True
+            return False
+        if held == {"postal_worker"}:
+            return dossier.delivery.value == "postal"
+        return actor.agency == dossier.agency
+
+    def allowed_now(self, dossier: Dossier, actor: Actor) -> tuple[str, ...]:
+        """The triggers ``actor`` holds the role and scope for in the dossier's state."""
+        return tuple(
+            trigger
+            for trigger in self.triggers_from(dossier.state)
+            if not self._authorize(self._edges[(dossier.state, trigger)], dossier, actor)
+        )
+
+    def _start(  # noqa: PLR0913 - the command's parts
+        self,
+        dossier: Dossier | None,
+        trigger: str,
+        *,
+        actor: Actor,
+        payload: Mapping[str, Any],
+        now: dt.datetime,
+        dossier_id: str | None,
+    ) -> Plan:
+        from dvcflow._handlers import new_dossier  # noqa: PLC0415 - handlers import this module
+
+        now = to_utc(now, "now")
+        if trigger not in self._triggers:
+            known = ", ".join(sorted(self._triggers))
+            raise RefusedError(trigger, ["unknown_trigger"], message=f"the lifecycle knows {known}")
+        pack = self.pack_for(dossier, now)
+        if dossier is None:
+            dossier = new_dossier(
+                self,
+                trigger,
+                actor=actor,
+                payload=payload,
+                now=now,
+                pack=pack,
+                dossier_id=dossier_id,
+            )
+        return Plan(self, dossier, actor, payload, now, pack, trigger)
+
+    def decide(  # noqa: PLR0913 - the command's parts, all keyword-only but the first
+        self,
+        dossier: Dossier | None,
+        trigger: str,
+        *,
+        actor: Actor,
+        payload: Mapping[str, Any] | None = None,
+        now: dt.datetime,
+        dossier_id: str | None = None,
+        code: str | None = None,
+    ) -> Decision:
+        """Decide ``trigger`` on ``dossier`` (``None`` creates one), or refuse it.
+
+        Returns the dossier after the command, its event and its effects. Pure: nothing is
+        read or written outside the arguments.
+
+        Raises:
+            PermissionDeniedError: the actor lacks the role or the scope.
+            RefusedError: the command is not possible now; ``reasons`` says why and
+                ``allowed`` lists the triggers the actor may fire instead.
+            CalendarError: ``now`` is naive.
+        """
+        plan = self._start(
+            dossier,
+            trigger,
+            actor=actor,
+            payload=payload or {},
+            now=now,
+            dossier_id=dossier_id,
+        )
+        plan.code = code
+        state = plan.dossier.state
+        edges = self._edges.get((state, trigger))
+        if not edges:
+            raise RefusedError(
+                trigger,
+                ["invalid_in_state"],
+                self.allowed_now(plan.dossier, actor),
+                f"not possible in state {state!r}",
+            )
+        denied = self._authorize(edges, plan.dossier, actor)
+        if denied:
+            raise PermissionDeniedError(
+                trigger, denied, self.allowed_now(plan.dossier, actor), _explain(denied)
+            )
+        self._handlers[trigger](plan)
+        if plan.reasons:
+            raise RefusedError(
+                trigger,
+                plan.reasons,
+                self.allowed_now(plan.dossier, actor),
+                _explain(plan.reasons, plan.details),
+            )
+        model = _Model(state)
+        if not self.machine.events[trigger].trigger(model, plan=plan) or model.edge is None:
+            raise RefusedError(trigger, ["invalid_in_state"], self.allowed_now(plan.dossier, actor))
+        return self._finish(plan, model.edge)
+
+    def _finish(self, plan: Plan, edge: TransitionSpec) -> Decision:
+        dossier, source, target = plan.dossier, plan.dossier.state, edge.target
+        waits = plan.changes.get("waits", dossier.waits)
+        if edge.returns_to is not None and waits:
+            waits = waits[:-1]
+        elif target in WAITING_STATES and target != source:
+            waits = (*waits, Wait(target, source, plan.now))
+        if self.lifecycle.state(target).final:
+            waits = ()
+        if waits != dossier.waits:
+            plan.changes["waits"] = waits
+        plan.changes["state"] = target
+        plan.changes["version"] = dossier.version + 1
+        if source == INITIAL:
+            plan.changes = _creation_fields(dossier) | plan.changes
+        after = attrs.evolve(dossier, **plan.changes)
+        event = Event(
+            dossier_id=after.id,
+            version=after.version,
+            trigger=plan.trigger,
+            source=source,
+            target=target,
+            at=plan.now,
+            actor=plan.actor.id,
+            roles=tuple(sorted(plan.actor.roles)),
+            acting_for=plan.actor.acting_for,
+            agency=plan.actor.agency,
+            data=plan.data,
+            changes=encode_changes(plan.changes),
+            visit=plan.visit,
+        )
+        effects = tuple(
+            Effect(kind, data, f"{after.id}:{after.version}:{index}")
+            for index, (kind, data) in enumerate(plan.effects)
+        )
+        return Decision(after, event, effects, plan.personal, self._statuses[target])
+
+    def available(self, dossier: Dossier, actor: Actor, now: dt.datetime) -> list[Action]:
+        """Every trigger leaving the dossier's state, allowed or refused with its reasons.
+
+        Reasons that depend on what a command would carry (a written reason, a result file)
+        are left out: an action is allowed when the actor could fire it with the right data.
+        No side effects.
+        """
+        actions = []
+        for trigger in self.triggers_from(dossier.state):
+            reasons = self._authorize(self._edges[(dossier.state, trigger)], dossier, actor)
+            if not reasons:
+                plan = Plan(
+                    self,
+                    dossier,
+                    actor,
+                    {},
+                    to_utc(now, "now"),
+                    self.pack_for(dossier, now),
+                    trigger,
+                )
+                self._handlers[trigger](plan)
+                reasons = [reason for reason in plan.reasons if reason not in PAYLOAD_REASONS]
+            actions.append(Action(trigger, not reasons, tuple(reasons)))
+        return actions
+
+
+def _creation_fields(dossier: Dossier) -> dict[str, Any]:
+    """Every field of a new dossier, so its first event alone rebuilds it."""
+    return {field.name: getattr(dossier, field.name) for field in attrs.fields(Dossier)}
+
+
+def _explain(reasons: Sequence[str], details: Sequence[str] = ()) -> str:
+    text = "; ".join(REASONS[reason].en if reason in REASONS else reason for reason in reasons)
+    return f"{text} ({'; '.join(details)})" if details else text
