@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -12,7 +12,7 @@ from dvcflow._lifecycle import INITIAL
 from dvcflow._procedure import DocumentKind
 from dvcflow._values import Channel, DeliveryMethod, FeeKind, FeeTiming, Money
 
-__all__ = ["Dossier", "FeeObligation", "Wait", "decode_changes", "encode_changes"]
+__all__ = ["Dossier", "FeeObligation", "Wait", "decode_changes", "encode_changes", "replay"]
 
 
 @attrs.frozen
@@ -180,3 +180,26 @@ def decode_changes(data: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise KeyError(min(unknown))
     return {name: _CODECS.get(name, _IDENTITY)[1](value) for name, value in data.items()}
+
+
+def replay(changes: Iterable[Mapping[str, Any]]) -> Dossier:
+    """Fold the ``changes`` of a dossier's events, oldest first, back into the dossier.
+
+    The first event carries every field (it created the dossier); each later one the fields
+    its command changed.
+
+    Raises:
+        ValueError: when there is no event, or the first does not create the dossier.
+        KeyError: for a field that is not a dossier field (a corrupt event).
+    """
+    fields: dict[str, Any] = {}
+    for number, data in enumerate(changes):
+        decoded = decode_changes(data)
+        if number == 0 and not set(decoded) >= _FIELDS:
+            msg = "the first event does not create the dossier"
+            raise ValueError(msg)
+        fields.update(decoded)
+    if not fields:
+        msg = "no events to replay"
+        raise ValueError(msg)
+    return Dossier(**fields)
