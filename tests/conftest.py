@@ -22,7 +22,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "procedures"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def examples_dir() -> Path:
     """The example procedure catalogue of the repository."""
     return EXAMPLES

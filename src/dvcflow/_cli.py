@@ -42,6 +42,22 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if all(check.procedure is not None for check in checks) else EXIT_INVALID
 
 
+def _diagram(args: argparse.Namespace, out: TextIO) -> int:
+    from dvcflow._diagram import to_dot, to_mermaid  # noqa: PLC0415 - only this command draws
+    from dvcflow.levels import lifecycle_for  # noqa: PLC0415
+
+    checks = check_files([args.file])
+    problems = [problem for check in checks for problem in check.problems]
+    if problems or not checks or checks[0].procedure is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    spec = lifecycle_for(checks[0].procedure)
+    draw = to_dot if args.format == "dot" else to_mermaid
+    out.write(draw(spec, current=args.state, internal=args.internal))
+    return EXIT_OK
+
+
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from dvcflow._demo import run_demo  # noqa: PLC0415 - keeps `dvcflow validate` light
 
@@ -66,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
         help="procedure files to use (default: the bundled examples)",
     )
     demo.set_defaults(handler=_demo)
+
+    diagram = commands.add_parser("diagram", help="draw a procedure's lifecycle")
+    diagram.add_argument("file", metavar="FILE", help="a procedure file (.toml or .json)")
+    diagram.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    diagram.add_argument("--state", metavar="NAME", help="highlight this state")
+    diagram.add_argument(
+        "--internal",
+        action="store_true",
+        help="also draw triggers that keep the state (assign, approve_document, ...)",
+    )
+    diagram.set_defaults(handler=_diagram)
 
     validate = commands.add_parser(
         "validate", help="check procedure files and report every problem"
