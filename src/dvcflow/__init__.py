@@ -2,7 +2,13 @@
 
 from importlib.metadata import version as _version
 
+from dvcflow._calendar import CalendarOverride, OfficeHours, WorkingCalendar, load_overrides
 from dvcflow._catalog import Catalog
+from dvcflow._clock import Clock, FrozenClock, SystemClock
+from dvcflow._deadlines import DayCounting, DeadlineRules, DueDateChange, Timeliness
+from dvcflow._dossier import Dossier, FeeObligation, Wait, replay
+from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
+from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
 from dvcflow._policies import ClockPolicy, PaymentWaitPolicy, SupplementExpiry, SupplementPolicy
 from dvcflow._procedure import (
     CapabilitiesSpec,
@@ -20,6 +26,7 @@ from dvcflow._procedure import (
     StepSpec,
     Text,
 )
+from dvcflow._reasons import REASONS, Reason
 from dvcflow._rulepacks import ContactRule, RulePacks, RulePackSpec, ServiceModel
 from dvcflow._values import (
     ROLES,
@@ -55,55 +62,82 @@ from dvcflow.levels import Level, OnlineClass
 __version__ = _version("dvcflow")
 
 __all__ = [
+    "REASONS",
     "ROLES",
+    "Action",
     "Actor",
     "ActorKind",
     "Applicant",
     "ApplicantType",
     "CalendarError",
+    "CalendarOverride",
     "CapabilitiesSpec",
     "CaseSpec",
     "Catalog",
     "Channel",
+    "Clock",
     "ClockPolicy",
     "ComponentSpec",
     "ConcurrencyError",
     "ConfigurationError",
     "ContactRule",
     "CopyType",
+    "DayCounting",
+    "DeadlineRules",
+    "Decision",
     "DeliveryMethod",
     "DocumentKind",
+    "Dossier",
+    "DueDateChange",
     "Duration",
     "DurationUnit",
     "DvcflowError",
+    "Effect",
+    "EffectKind",
+    "Event",
     "ExemptionSpec",
     "FeeKind",
+    "FeeObligation",
     "FeeSpec",
     "FeeTiming",
     "FieldType",
     "FormDocumentSpec",
     "FormFieldSpec",
+    "FrozenClock",
     "InvalidDefinitionError",
     "InvalidValueError",
+    "Kernel",
     "Level",
+    "LifecycleSpec",
     "Money",
+    "NationalStatus",
     "NotFoundError",
+    "OfficeHours",
     "OnlineClass",
     "PaymentWaitPolicy",
     "PermissionDeniedError",
     "Problem",
     "ProcedureSpec",
+    "Reason",
     "RefusedError",
     "ResultSpec",
     "RulePackSpec",
     "RulePacks",
     "ServiceModel",
     "SignatureError",
+    "StateSpec",
     "StepKind",
     "StepSpec",
     "SupplementExpiry",
     "SupplementPolicy",
+    "SystemClock",
     "TamperedHistoryError",
     "Text",
+    "Timeliness",
+    "TransitionSpec",
+    "Wait",
+    "WorkingCalendar",
     "__version__",
+    "load_overrides",
+    "replay",
 ]
