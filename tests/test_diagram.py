@@ -10,7 +10,7 @@ import pytest
 from dvcflow import Catalog, NotFoundError
 from dvcflow._cli import EXIT_INVALID, EXIT_OK, main
 from dvcflow._diagram import to_dot, to_mermaid
-from dvcflow._docgen import levels_markdown
+from dvcflow._docgen import PAGES, authorization_markdown, levels_markdown
 from dvcflow.levels import lifecycle_for
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -102,9 +102,10 @@ class TestCommand:
 
 
 class TestLevelsPage:
-    def test_docs_match_templates(self) -> None:
-        """docs/levels.md is exactly what the level templates generate today."""
-        assert (DOCS / "levels.md").read_text(encoding="utf-8") == levels_markdown()
+    @pytest.mark.parametrize("name", sorted(PAGES))
+    def test_docs_match_templates(self, name: str) -> None:
+        """Each generated docs page is exactly what the level templates give today."""
+        assert (DOCS / name).read_text(encoding="utf-8") == PAGES[name]()
 
     def test_one_diagram_per_level(self) -> None:
         """The page holds one Mermaid diagram per level."""
@@ -112,3 +113,14 @@ class TestLevelsPage:
         assert text.count("```mermaid") == 4
         for level in ("Level 1", "Level 2", "Level 3", "Level 4"):
             assert f"## {level}" in text
+
+
+class TestAuthorizationPage:
+    def test_table_matches_domain_defaults(self) -> None:
+        """The published table holds DOMAIN.md's default roles for the key triggers."""
+        text = authorization_markdown()
+        assert "| `resolve` | leader | processing |" in text
+        assert "| `submit` | business, citizen, representative | initial |" in text
+        assert "| `receive` | receiving_officer | initial, submitted |" in text
+        assert "| `expire_supplement` | system | awaiting_supplement |" in text
+        assert "| `correct_due_date` | admin |" in text
