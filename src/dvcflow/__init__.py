@@ -43,6 +43,7 @@ from dvcflow._values import (
     FeeTiming,
     Money,
 )
+from dvcflow._visits import count_visits
 from dvcflow.errors import (
     CalendarError,
     ConcurrencyError,
@@ -138,6 +139,7 @@ __all__ = [
     "Wait",
     "WorkingCalendar",
     "__version__",
+    "count_visits",
     "load_overrides",
     "replay",
 ]

@@ -196,15 +196,16 @@ def walk(
     *,
     dossier_id: str,
     code: str,
+    step: dt.timedelta = dt.timedelta(hours=1),
 ) -> Iterator[tuple[Decision, str, Actor]]:
-    """Run `happy_path` through ``kernel``, an hour between commands, yielding each decision."""
+    """Run `happy_path` through ``kernel``, ``step`` between commands, yielding each decision."""
     now = start
     commands = happy_path(kernel.procedure)
     dossier: Dossier | None = None
     try:
         trigger, actor, payload = next(commands)
         while True:
-            now += dt.timedelta(hours=1)
+            now += step
             decision = kernel.decide(
                 dossier,
                 trigger,
