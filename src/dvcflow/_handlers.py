@@ -23,7 +23,7 @@ from dvcflow._deadlines import (
 from dvcflow._dossier import Dossier, FeeObligation
 from dvcflow._forms import check_form
 from dvcflow._kernel import EffectKind, Handler, Kernel, Plan
-from dvcflow._procedure import DocumentKind, ProcedureSpec
+from dvcflow._procedure import DocumentKind, ProcedureSpec, StepKind
 from dvcflow._rulepacks import ContactRule, RulePackSpec
 from dvcflow._values import (
     Actor,
@@ -93,7 +93,11 @@ def new_dossier(  # noqa: PLR0913 - the parts of a first command
 
     Raises:
         RefusedError: when the case, channel, delivery method or exemption is not offered.
+        InvalidValueError: when ``dossier_id`` is missing or blank.
     """
+    if not isinstance(dossier_id, str) or not dossier_id.strip():
+        # Effects' idempotency keys start with the id; without one they would collide.
+        raise InvalidValueError("dossier_id", "a new dossier needs its id")
     procedure = kernel.procedure
     problems: list[str] = []
     details: list[str] = []
@@ -110,16 +114,21 @@ def new_dossier(  # noqa: PLR0913 - the parts of a first command
     delivery = _delivery(procedure, payload, problems, details)
     exemption = payload.get("exemption")
     codes = {e.code for fee in case.fees for e in fee.exemptions}
-    if exemption is not None and exemption not in codes:
+    if exemption is not None and (not isinstance(exemption, str) or exemption not in codes):
         problems.append("exemption_unknown")
-    if problems:
-        raise RefusedError(trigger, problems, message="; ".join(details) or ", ".join(problems))
     owner: str | None = payload.get("owner")
+    if owner is not None and (not isinstance(owner, str) or not owner.strip()):
+        # The owner's account id is stored on the dossier and in its history.
+        problems.append("payload_invalid")
+        details.append("owner must be an account id")
+    if problems:
+        reasons = list(dict.fromkeys(problems))
+        raise RefusedError(trigger, reasons, message="; ".join(details) or ", ".join(reasons))
     filed_by: str | None = None
     if trigger == "submit":
         owner, filed_by = actor.acting_for or actor.id, actor.id
     return Dossier(
-        id=dossier_id or "",
+        id=dossier_id,
         procedure=procedure.code,
         procedure_version=kernel.version,
         rule_pack=pack.name,
@@ -182,6 +191,11 @@ def _text(plan: Plan, key: str, reason: str = "reason_missing") -> str | None:
     return value
 
 
+def _plain_text(value: object) -> str | None:
+    """An optional free-text value for an event's data (which stays plain JSON), or None."""
+    return value if isinstance(value, str) else None
+
+
 def _instant(plan: Plan, key: str) -> dt.datetime | None:
     value = plan.payload.get(key)
     if isinstance(value, str):
@@ -194,10 +208,16 @@ def _instant(plan: Plan, key: str) -> dt.datetime | None:
         plan.refuse("payload_invalid", f"{key}: must be a timezone-aware datetime")
         return None
     try:
-        return to_utc(value, key)
+        instant = to_utc(value, key)
+        # Inside the calendar's years: due dates and reminders are counted on it.
+        plan.kernel.calendar.is_working_day(plan.kernel.calendar.local_date(instant, key))
     except InvalidValueError as exc:
         plan.refuse("payload_invalid", str(exc))
         return None
+    except OverflowError:
+        plan.refuse("payload_invalid", f"{key}: out of range")
+        return None
+    return instant
 
 
 def _case(plan: Plan) -> CaseSpec:
@@ -412,6 +432,12 @@ def _supplement(plan: Plan) -> None:
         plan.refuse("payload_invalid", "list the documents supplemented")
     plan.changes["supplement_received"] = True
     plan.visit = "receiving_officer" in plan.actor.roles
+    if (
+        plan.visit
+        and plan.kernel.procedure.online_class is OnlineClass.FULL
+        and plan.dossier.channel is Channel.ONLINE
+    ):
+        plan.refuse("presence_not_allowed", "a full-process dossier is supplemented online")
     _notify(plan, "supplement_received", to="officer")
 
 
@@ -437,8 +463,13 @@ def _accept_supplement(plan: Plan) -> None:
 
 def _expire_supplement(plan: Plan) -> None:
     due = plan.dossier.supplement_due
-    if due is not None and plan.now < due:
+    if due is None:
+        plan.refuse("not_yet_due", "the supplement request set no deadline")
+    elif plan.now < due:
         plan.refuse("not_yet_due", f"the applicant has until {due.isoformat()}")
+    if plan.dossier.supplement_received:
+        # The applicant answered in time; only the officer's acceptance is pending.
+        plan.refuse("invalid_in_state", "the applicant has supplemented; accept_supplement")
     plan.select["expiry"] = plan.pack.clock.supplement_expiry.value
     _close(plan)
     _notify(plan, "supplement_expired")
@@ -470,7 +501,7 @@ def _step_move(plan: Plan) -> None:
         ).value
     plan.data |= {
         "giver": plan.actor.id,
-        "receiver": plan.payload.get("to"),
+        "receiver": _plain_text(plan.payload.get("to")),
         "from_step": dossier.state,
     }
     edges = [
@@ -482,7 +513,8 @@ def _step_move(plan: Plan) -> None:
     else:
         plan.changes |= {"step_due": None, "steps_done": True}
     plan.data["to_step"] = target
-    if plan.trigger == "consult":
+    # A leg is opened by `consult`, or by the answer of a leg just before it.
+    if target in steps and steps[target].kind is StepKind.CONSULTATION:
         _notify(plan, "consultation", to="external_agency", agency=steps[target].agency)
 
 
@@ -591,6 +623,10 @@ def _confirm_payment(plan: Plan) -> None:
     kernel, dossier, payload = plan.kernel, plan.dossier, plan.payload
     method = payload.get("method")
     _payment_method(plan, method)
+    if dossier.fees_settled:
+        # Checked before the payload's fee kind, so available() reports it too.
+        plan.refuse("no_fee_due")
+        return
     try:
         kind: FeeKind = _choice(payload.get("kind"), FeeKind, "kind")
     except InvalidValueError as exc:
@@ -601,7 +637,8 @@ def _confirm_payment(plan: Plan) -> None:
         plan.refuse("no_fee_due", kind.value)
         return
     amount = payload.get("amount")
-    if amount != fee.outstanding.amount:
+    # Amounts are whole đồng: 200000.0 or True is not a payment record.
+    if type(amount) is not int or amount != fee.outstanding.amount:
         plan.refuse("amount_mismatch", f"{kind.value} due {fee.outstanding.amount}, got {amount!r}")
         return
     fees = tuple(attrs.evolve(f, paid=f.due) if f.kind is kind else f for f in dossier.fees)
@@ -612,7 +649,7 @@ def _confirm_payment(plan: Plan) -> None:
         "kind": kind.value,
         "amount": amount,
         "method": method,
-        "reference": payload.get("reference"),
+        "reference": _plain_text(payload.get("reference")),
     }
     plan.visit = method == "counter"
     _notify(plan, "payment_received", kind=kind.value, amount=amount)
@@ -643,6 +680,9 @@ def _expire_payment(plan: Plan) -> None:
 
 
 def _request_withdrawal(plan: Plan) -> None:
+    if plan.dossier.resolved_at is not None:
+        # Waiting for a fee after the result is ready: too late to withdraw.
+        plan.refuse("invalid_in_state", "the result is ready")
     reason = plan.payload.get("reason")
     plan.data["reason"] = reason if isinstance(reason, str) else None
     _notify(plan, "withdrawal_requested", to="officer")
@@ -707,7 +747,7 @@ def _return_result(plan: Plan) -> None:
             plan.refuse("receiver_missing")
         else:
             plan.personal["receiver"] = dict(receiver)
-            plan.data["receiver_relation"] = receiver.get("relation", "holder")
+            plan.data["receiver_relation"] = _plain_text(receiver.get("relation")) or "holder"
     plan.changes["returned_at"] = plan.now
     plan.data["delivery"] = dossier.delivery.value
     plan.visit = dossier.delivery is DeliveryMethod.IN_PERSON

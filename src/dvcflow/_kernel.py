@@ -59,6 +59,9 @@ PAYLOAD_REASONS = frozenset(
 )
 """Reasons that depend on what a command carries; `available` does not report them."""
 
+_AUTHORIZATION = frozenset({"not_owner", "role_missing", "wrong_agency"})
+"""Reasons that make a refusal a `PermissionDeniedError`."""
+
 
 class EffectKind(enum.Enum):
     """What a decision asks the outside world to do, after the transaction commits."""
@@ -287,8 +290,9 @@ class Kernel:
         return self._by_state.get(state, ())
 
     def _authorize(
-        self, edges: Sequence[TransitionSpec], dossier: Dossier, actor: Actor
+        self, edges: Sequence[TransitionSpec], dossier: Dossier | None, actor: Actor
     ) -> list[str]:
+        """Role and scope reasons against ``actor``; ``dossier`` is ``None`` for a new one."""
         roles: frozenset[str] = frozenset().union(*(edge.roles for edge in edges))
         held = actor.roles & roles
         if not held:
@@ -296,7 +300,7 @@ class Kernel:
         if actor.kind is ActorKind.SYSTEM:
             return []
         if actor.kind is ActorKind.APPLICANT:
-            if dossier.state == INITIAL:
+            if dossier is None or dossier.state == INITIAL:
                 return []
             mine = {dossier.owner, dossier.filed_by} - {None}
             ok = actor.id in mine or (
@@ -305,7 +309,10 @@ class Kernel:
             return [] if ok else ["not_owner"]
         return [] if self._in_scope(dossier, actor, held) else ["wrong_agency"]
 
-    def _in_scope(self, dossier: Dossier, actor: Actor, held: frozenset[str]) -> bool:
+    def _in_scope(self, dossier: Dossier | None, actor: Actor, held: frozenset[str]) -> bool:
+        if dossier is None:
+            # A new dossier belongs to the procedure's agency.
+            return actor.agency == self.procedure.agency
         if "external_agency" in held:
             for step in self.procedure.steps:
                 if step.name == dossier.state and step.agency == actor.agency:
@@ -315,12 +322,16 @@ class Kernel:
             return dossier.delivery.value == "postal"
         return actor.agency == dossier.agency
 
-    def allowed_now(self, dossier: Dossier, actor: Actor) -> tuple[str, ...]:
-        """The triggers ``actor`` holds the role and scope for in the dossier's state."""
+    def allowed_now(self, dossier: Dossier | None, actor: Actor) -> tuple[str, ...]:
+        """The triggers ``actor`` holds the role and scope for in the dossier's state.
+
+        ``dossier`` is ``None`` before a dossier exists: the triggers that would create one.
+        """
+        state = INITIAL if dossier is None else dossier.state
         return tuple(
             trigger
-            for trigger in self.triggers_from(dossier.state)
-            if not self._authorize(self._edges[(dossier.state, trigger)], dossier, actor)
+            for trigger in self.triggers_from(state)
+            if not self._authorize(self._edges[(state, trigger)], dossier, actor)
         )
 
     def _start(  # noqa: PLR0913 - the command's parts
@@ -339,6 +350,22 @@ class Kernel:
         if trigger not in self._triggers:
             known = ", ".join(sorted(self._triggers))
             raise RefusedError(trigger, ["unknown_trigger"], message=f"the lifecycle knows {known}")
+        # State and authorization come before anything the payload says, so a command that is
+        # not possible, or not the actor's, is refused as such whatever it carries.
+        state = INITIAL if dossier is None else dossier.state
+        edges = self._edges.get((state, trigger))
+        if not edges:
+            raise RefusedError(
+                trigger,
+                ["invalid_in_state"],
+                self.allowed_now(dossier, actor),
+                f"not possible in state {state!r}",
+            )
+        denied = self._authorize(edges, dossier, actor)
+        if denied:
+            raise PermissionDeniedError(
+                trigger, denied, self.allowed_now(dossier, actor), _explain(denied)
+            )
         pack = self.pack_for(dossier, now)
         if dossier is None:
             dossier = new_dossier(
@@ -373,6 +400,8 @@ class Kernel:
             RefusedError: the command is not possible now; ``reasons`` says why and
                 ``allowed`` lists the triggers the actor may fire instead.
             CalendarError: ``now`` is naive.
+            InvalidValueError: a new dossier without ``dossier_id`` (its effects' idempotency
+                keys start with it).
         """
         plan = self._start(
             dossier,
@@ -384,22 +413,11 @@ class Kernel:
         )
         plan.code = code
         state = plan.dossier.state
-        edges = self._edges.get((state, trigger))
-        if not edges:
-            raise RefusedError(
-                trigger,
-                ["invalid_in_state"],
-                self.allowed_now(plan.dossier, actor),
-                f"not possible in state {state!r}",
-            )
-        denied = self._authorize(edges, plan.dossier, actor)
-        if denied:
-            raise PermissionDeniedError(
-                trigger, denied, self.allowed_now(plan.dossier, actor), _explain(denied)
-            )
         self._handlers[trigger](plan)
         if plan.reasons:
-            raise RefusedError(
+            # A handler's role or scope check is a permission refusal like the table's.
+            error = PermissionDeniedError if _AUTHORIZATION & set(plan.reasons) else RefusedError
+            raise error(
                 trigger,
                 plan.reasons,
                 self.allowed_now(plan.dossier, actor),

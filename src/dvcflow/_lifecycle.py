@@ -226,7 +226,8 @@ def _edge_problems(spec: LifecycleSpec, known: set[str], finals: set[str]) -> li
             problems.append((where, f"unknown role {unknown_roles[0]!r}"))
         if edge.source in finals:
             problems.append((where, f"leaves the final state {edge.source!r}"))
-        if edge.dest == spec.initial:
+        if edge.target == spec.initial:
+            # An internal edge on `initial` would store the pseudo-state too.
             problems.append((where, "returns to the initial pseudo-state"))
     return problems
 
