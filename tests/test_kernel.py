@@ -1727,3 +1727,20 @@ def count_machines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(transitions.Machine, "__init__", counting)
     return created
+
+
+class TestCounterFeeTiming:
+    def test_level_3_fee_waits_for_the_result(self) -> None:
+        """At level 3 a fee collected with the result is refused at the counter before it."""
+        walk = processing("1.009994")
+        cashier = staff(walk.kernel, "cashier")
+        fee = walk.current.fees[0]
+        refused = walk.refuse("confirm_payment", cashier, counter_payment(fee))
+        assert refused.reasons == ("fee_not_due",)
+
+    def test_level_3_fee_taken_with_the_result(self) -> None:
+        """Once the result is ready the cashier takes the fee, and the result can go out."""
+        walk = ready("1.009994")
+        cashier = staff(walk.kernel, "cashier")
+        walk.do("confirm_payment", cashier, counter_payment(walk.current.fees[0]))
+        assert walk.current.fees_settled

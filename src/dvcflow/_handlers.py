@@ -36,7 +36,7 @@ from dvcflow._values import (
     Money,
 )
 from dvcflow.errors import InvalidValueError, RefusedError
-from dvcflow.levels import OnlineClass
+from dvcflow.levels import Level, OnlineClass
 
 if TYPE_CHECKING:
     from dvcflow._procedure import CaseSpec
@@ -619,6 +619,21 @@ def _payment_method(plan: Plan, method: object) -> None:
         plan.refuse("payload_invalid", "method must be 'online' or 'counter'")
 
 
+def _counter_fee_due(plan: Plan, timing: FeeTiming) -> bool:
+    """Whether a counter fee may be taken now: one collected with the result waits for it.
+
+    At levels 1-3 the applicant pays at the counter; taking a before-return fee earlier than
+    the result is ready would add a visit (DOMAIN.md §1).
+    """
+    if timing is not FeeTiming.BEFORE_RETURN or plan.kernel.procedure.level >= Level.ONLINE_PAYMENT:
+        return True
+    dossier = plan.dossier
+    waiting_on_result = (
+        dossier.state == "awaiting_payment" and dossier.resume_state == "result_ready"
+    )
+    return dossier.state == "result_ready" or waiting_on_result
+
+
 def _confirm_payment(plan: Plan) -> None:
     kernel, dossier, payload = plan.kernel, plan.dossier, plan.payload
     method = payload.get("method")
@@ -636,6 +651,8 @@ def _confirm_payment(plan: Plan) -> None:
     if fee is None or not fee.outstanding:
         plan.refuse("no_fee_due", kind.value)
         return
+    if method == "counter" and not _counter_fee_due(plan, fee.timing):
+        plan.refuse("fee_not_due", f"the {kind.value} is collected with the result")
     amount = payload.get("amount")
     # Amounts are whole đồng: 200000.0 or True is not a payment record.
     if type(amount) is not int or amount != fee.outstanding.amount:

@@ -14,7 +14,7 @@ from transitions import Machine
 
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._clock import to_utc
-from dvcflow._dossier import Dossier, Wait, encode_changes
+from dvcflow._dossier import Dossier, Wait, encode_changes, replace
 from dvcflow._lifecycle import INITIAL, LifecycleSpec, NationalStatus, TransitionSpec
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._reasons import REASONS
@@ -169,7 +169,7 @@ class Plan:
     @property
     def current(self) -> Dossier:
         """The dossier with the changes made so far."""
-        return attrs.evolve(self.dossier, **self.changes) if self.changes else self.dossier
+        return replace(self.dossier, self.changes) if self.changes else self.dossier
 
 
 Handler = Callable[[Plan], None]
@@ -185,11 +185,14 @@ class _Model:
         self.edge: TransitionSpec | None = None
 
 
-def _capture(edge: TransitionSpec) -> Callable[[Any], None]:
-    def after(event_data: Any) -> None:  # noqa: ANN401 - transitions' EventData is untyped
-        event_data.model.edge = edge
+def _capture(edge: TransitionSpec) -> Callable[[Any], bool]:
+    """The last condition of an edge: it passes, and tells the model which edge was taken."""
 
-    return after
+    def taken(event_data: Any) -> bool:  # noqa: ANN401 - transitions' EventData is untyped
+        event_data.model.edge = edge
+        return True
+
+    return taken
 
 
 def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
@@ -200,6 +203,7 @@ def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
     if edge.when is not None:
         key, _, value = edge.when.partition(":")
         checks.append(lambda ed: ed.kwargs["plan"].select.get(key) == value)
+    checks.append(_capture(edge))
     return checks
 
 
@@ -222,7 +226,6 @@ def compile_machine(spec: LifecycleSpec) -> Machine:
             edge.source,
             edge.dest,
             conditions=_conditions(edge),
-            after=_capture(edge),
         )
     return machine
 
@@ -253,7 +256,7 @@ class Kernel:
         rule_packs: RulePacks | None = None,
         version: str | None = None,
     ) -> None:
-        from dvcflow._handlers import HANDLERS  # noqa: PLC0415 - handlers import this module
+        from dvcflow._handlers import HANDLERS, new_dossier  # noqa: PLC0415 - they import this
 
         self.procedure = procedure
         self.lifecycle = lifecycle_for(procedure)
@@ -262,6 +265,7 @@ class Kernel:
         self.rule_packs = rule_packs if rule_packs is not None else RulePacks.builtin()
         self.version = version if version is not None else content_hash(procedure)
         self._handlers: Mapping[str, Handler] = HANDLERS
+        self._new_dossier = new_dossier
         self._edges: dict[tuple[str, str], tuple[TransitionSpec, ...]] = {}
         self._by_state: dict[str, tuple[str, ...]] = {}
         for edge in self.lifecycle.transitions:
@@ -344,8 +348,6 @@ class Kernel:
         now: dt.datetime,
         dossier_id: str | None,
     ) -> Plan:
-        from dvcflow._handlers import new_dossier  # noqa: PLC0415 - handlers import this module
-
         now = to_utc(now, "now")
         if trigger not in self._triggers:
             known = ", ".join(sorted(self._triggers))
@@ -368,7 +370,7 @@ class Kernel:
             )
         pack = self.pack_for(dossier, now)
         if dossier is None:
-            dossier = new_dossier(
+            dossier = self._new_dossier(
                 self,
                 trigger,
                 actor=actor,
@@ -443,7 +445,7 @@ class Kernel:
         plan.changes["version"] = dossier.version + 1
         if source == INITIAL:
             plan.changes = _creation_fields(dossier) | plan.changes
-        after = attrs.evolve(dossier, **plan.changes)
+        after = replace(dossier, plan.changes)
         event = Event(
             dossier_id=after.id,
             version=after.version,

@@ -72,6 +72,11 @@ _TABLE = [
         "the procedure has no such exemption",
     ),
     ("fees_unpaid", "Chưa hoàn thành nghĩa vụ tài chính", "fees are not paid"),
+    (
+        "fee_not_due",
+        "Chưa đến thời điểm thu phí, lệ phí",
+        "the fee is collected later (with the result)",
+    ),
     ("no_fee_due", "Không có khoản phí, lệ phí cần nộp", "no such fee is due"),
     (
         "amount_mismatch",

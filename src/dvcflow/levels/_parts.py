@@ -100,6 +100,7 @@ def processing(steps: Sequence[StepSpec], *, online_supplement: bool) -> Parts:
         *_edge("assign", work, None, {"department_head"}),
         *_edge("reassign", work, None, {"department_head", "admin"}),
     ]
+    # Without steps, hand_over still logs a hand-over between officers within processing.
     chain = ["processing", *(step.name for step in steps), "processing"]
     for index, (src, dest) in enumerate(itertools.pairwise(chain)):
         entering = steps[index] if index < len(steps) else None
