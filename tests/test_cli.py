@@ -63,15 +63,20 @@ class TestValidate:
 
 
 class TestDemo:
-    def test_demo_describes_every_example(self) -> None:
-        """The demo prints each procedure's derived level, class, durations and fees."""
-        code, out = run("demo")
+    def test_demo_runs_on_the_database(self, tmp_path: Path) -> None:
+        """The demo describes each procedure, then runs its dossiers on a real SQLite file."""
+        db = tmp_path / "demo.db"
+        code, out = run("demo", "--db", f"sqlite:///{db}", "--dossiers", "5")
         assert code == EXIT_OK
         assert "7 procedures" in out
         assert "1.001193  Đăng ký khai sinh" in out
         assert "level 4 (online payment), 2022 class: full" in out
         assert "online    5 working days     charge 115.000 ₫ before_reception" in out
-        assert "summary: level 1: 1, level 2: 1, level 3: 2, level 4: 3" in out
+        assert "[##############################] 35/35" in out
+        assert "dossiers by national status: 10 done: 28, 4 processing: 7" in out
+        assert "every history verified" in out
+        assert db.exists()
+        assert (tmp_path / "demo.db.key").stat().st_mode & 0o777 == 0o600
 
     def test_console_script(self) -> None:
         """The installed ``dvcflow`` entry point runs and exits 0."""

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 from dvcflow._catalog import check_files
+from dvcflow._commands import DEFAULT_DB, add_database_commands
+from dvcflow._store import SchemaError, StoreUnavailableError
 from dvcflow.errors import DvcflowError, InvalidDefinitionError, NotFoundError
 
 __all__ = ["EXIT_ENVIRONMENT", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -61,7 +63,7 @@ def _diagram(args: argparse.Namespace, out: TextIO) -> int:
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from dvcflow._demo import run_demo  # noqa: PLC0415 - keeps `dvcflow validate` light
 
-    return run_demo(out, catalog_path=args.catalog)
+    return run_demo(out, catalog_path=args.catalog, db=args.db, per_procedure=args.dossiers)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="procedure files to use (default: the bundled examples)",
     )
+    demo.add_argument(
+        "--db", default=DEFAULT_DB, metavar="URL", help=f"database URL (default {DEFAULT_DB})"
+    )
+    demo.add_argument(
+        "--dossiers", type=int, default=10, metavar="N", help="dossiers per procedure (default 10)"
+    )
     demo.set_defaults(handler=_demo)
 
     diagram = commands.add_parser("diagram", help="draw a procedure's lifecycle")
@@ -93,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         help="also draw triggers that keep the state (assign, approve_document, ...)",
     )
     diagram.set_defaults(handler=_diagram)
+
+    add_database_commands(commands)
 
     validate = commands.add_parser(
         "validate", help="check procedure files and report every problem"
@@ -113,6 +123,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = sys.stdout if out is None else out
     try:
         return handler(args, stream)
+    except (StoreUnavailableError, SchemaError) as exc:
+        print(f"dvcflow {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except (InvalidDefinitionError, NotFoundError) as exc:
         print(f"dvcflow {args.command}: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -1,20 +1,26 @@
-"""``dvcflow demo``: the example catalogue described, then walked dossier by dossier in memory."""
+"""``dvcflow demo``: the example catalogue described, then a simulated workload on the database."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from dvcflow._calendar import WorkingCalendar
 from dvcflow._catalog import Catalog
+from dvcflow._clock import FrozenClock
+from dvcflow._commands import print_dossier
 from dvcflow._dossier import Dossier
+from dvcflow._engine import Engine
 from dvcflow._forms import check_form
 from dvcflow._kernel import Decision, Kernel
 from dvcflow._procedure import DocumentKind, FieldType, FormFieldSpec, ProcedureSpec, StepKind
 from dvcflow._rulepacks import RulePacks
+from dvcflow._snapshots import DossierSnapshot
 from dvcflow._values import Actor, Applicant, ApplicantType, Channel, DeliveryMethod, FeeTiming
 from dvcflow.errors import NotFoundError
 
@@ -222,37 +228,136 @@ def walk(
         return
 
 
-def _walk_all(catalog: Catalog, out: TextIO) -> int:
-    start = dt.datetime(2026, 3, 2, 8, 0, tzinfo=LOCAL)
-    walked = 0
-    print("\nWalking one dossier of each procedure (in memory):", file=out)
-    for number, procedure in enumerate(catalog, start=1):
-        kernel = Kernel(procedure)
-        code = f"{procedure.agency}-{start:%Y%m%d}-{number:07d}"
-        print(f"\n{procedure.code} {procedure.name.vi}", file=out)
-        for decision, trigger, actor in walk(kernel, start, dossier_id=f"demo-{number}", code=code):
-            dossier = decision.dossier
-            due = (
-                ""
-                if dossier.due_at is None
-                else f" due {dossier.due_at.astimezone(LOCAL):%d/%m/%Y %H:%M}"
-            )
-            visit = " [visit]" if decision.event.visit else ""
-            print(
-                f"    {trigger:<20} by {actor.id:<20} -> {dossier.state:<20} "
-                f"{decision.status.code:>2} {decision.status.slug}{due}{visit}",
-                file=out,
-            )
-        walked += 1
-    return walked
+def _first(
+    engine: Engine,
+    procedure: ProcedureSpec,
+    command: Command,
+    command_id: str,
+) -> DossierSnapshot:
+    """The intake command of `happy_path`, through `Engine.submit`."""
+    trigger, actor, payload = command
+    channel = Channel.ONLINE if trigger == "submit" else Channel.IN_PERSON
+    return engine.submit(
+        procedure.code,
+        applicant=payload["applicant"],
+        actor=actor,
+        channel=channel,
+        form=payload["form"],
+        documents=payload["documents"],
+        delivery=DeliveryMethod(payload["delivery"]),
+        fees_collected=bool(payload.get("fees_collected")),
+        command_id=command_id,
+    )
 
 
-def run_demo(out: TextIO, *, catalog_path: Path | None = None) -> int:
-    """Describe the catalogue, then walk a dossier of each procedure from intake to return."""
+def _run_dossier(
+    engine: Engine,
+    clock: FrozenClock,
+    procedure: ProcedureSpec,
+    *,
+    run: str,
+    stop_after: str | None = None,
+) -> DossierSnapshot:
+    """Drive one dossier of ``procedure`` on the database, half an hour between commands."""
+    commands = happy_path(procedure)
+    snapshot = _first(engine, procedure, next(commands), f"{run}:0")
+    for number in itertools.count(1):
+        if snapshot.state == stop_after:
+            return snapshot
+        clock.advance(dt.timedelta(minutes=30))
+        try:
+            trigger, actor, payload = commands.send(snapshot.dossier)
+        except StopIteration:
+            return snapshot
+        snapshot = engine.fire(
+            snapshot.id, trigger, actor=actor, payload=payload, command_id=f"{run}:{number}"
+        )
+    return snapshot
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def _workload(
+    engine: Engine, clock: FrozenClock, catalog: Catalog, per_procedure: int, out: TextIO
+) -> list[str]:
+    """N dossiers of each procedure; every fifth stays in processing to show timers and overdue."""
+    total, done, ids = len(catalog) * per_procedure, 0, []
+    run = uuid.uuid4().hex[:8]
+    print(
+        f"\nRunning {total} dossiers on {engine.store.url.render_as_string(hide_password=True)}:",
+        file=out,
+    )
+    for procedure in catalog:
+        for number in range(per_procedure):
+            stop = "processing" if number % 5 == 4 else None
+            snapshot = _run_dossier(
+                engine,
+                clock,
+                procedure,
+                run=f"demo-{run}-{procedure.code}-{number}",
+                stop_after=stop,
+            )
+            ids.append(snapshot.id)
+            done += 1
+        print(f"  {_bar(done, total)}  {procedure.code} {procedure.name.vi}", file=out)
+    return ids
+
+
+def _summary(engine: Engine, ids: list[str], out: TextIO) -> None:
+    snapshots = [engine.get(dossier_id) for dossier_id in ids]
+    by_status: dict[str, int] = {}
+    for snapshot in snapshots:
+        label = f"{snapshot.national_status.code} {snapshot.national_status.slug}"
+        by_status[label] = by_status.get(label, 0) + 1
+    events = sum(engine.verify_history(dossier_id) for dossier_id in ids)
+    visits = sum(count_visits_of(engine, dossier_id) for dossier_id in ids)
+    now = engine.clock.now()
+    overdue = sum(1 for snapshot in snapshots if snapshot.overdue(now))
+    with engine.store.connect() as connection:
+        queued = engine.store.count(connection, "outbox")
+    print("\nsummary of this run:", file=out)
+    print(
+        "  dossiers by national status: "
+        + ", ".join(f"{label}: {count}" for label, count in sorted(by_status.items())),
+        file=out,
+    )
+    print(
+        f"  {events} events written, every history verified; {visits} counter visits in all",
+        file=out,
+    )
+    print(
+        f"  {overdue} dossiers overdue now; {queued} effects queued in the outbox (whole database)",
+        file=out,
+    )
+    print(f"  checkpoint (keep it outside the database): {engine.checkpoint()}", file=out)
+
+
+def count_visits_of(engine: Engine, dossier_id: str) -> int:
+    """Visits of a stored dossier, from its history."""
+    days = {
+        (event.at.astimezone(LOCAL).date(), event.agency)
+        for event in engine.history(dossier_id)
+        if event.visit
+    }
+    return len(days)
+
+
+def run_demo(
+    out: TextIO,
+    *,
+    catalog_path: Path | None = None,
+    db: str = "sqlite:///dvcflow.db",
+    per_procedure: int = 10,
+) -> int:
+    """Describe the catalogue, then run a simulated agency workload on the database."""
     path = catalog_path if catalog_path is not None else example_catalog_path()
     catalog = Catalog.from_path(path)
-    now = dt.datetime.now(dt.UTC)
-    pack = RulePacks.builtin().in_force(now)
+    # The simulated day begins when the offices next open.
+    start = WorkingCalendar().next_working_start(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    pack = RulePacks.builtin().in_force(start)
     print(f"dvcflow demo: {len(catalog)} procedures from {path}", file=out)
     print(
         f"rule pack in force now: {pack.name} ({pack.title}; {', '.join(pack.legal_basis)})",
@@ -260,10 +365,16 @@ def run_demo(out: TextIO, *, catalog_path: Path | None = None) -> int:
     )
     for procedure in catalog:
         _describe(procedure, out)
-    by_level: dict[int, int] = {}
-    for procedure in catalog:
-        by_level[procedure.level.value] = by_level.get(procedure.level.value, 0) + 1
-    summary = ", ".join(f"level {level}: {count}" for level, count in sorted(by_level.items()))
-    walked = _walk_all(catalog, out)
-    print(f"\nsummary: {summary}; {walked} dossiers walked to a returned result", file=out)
+    clock = FrozenClock(start)
+    engine = Engine.open(db, catalog=catalog, clock=clock)
+    try:
+        ids = _workload(engine, clock, catalog, per_procedure, out)
+        clock.advance(dt.timedelta(days=45))
+        fired = engine.tick()
+        print(f"\n45 days later: {len(fired)} timers fired (reminders and escalations)", file=out)
+        print("\none dossier's timeline:", file=out)
+        print_dossier(engine, ids[0], out)
+        _summary(engine, ids, out)
+    finally:
+        engine.close()
     return 0

@@ -138,6 +138,7 @@ commands = Table(
     Column("dossier_id", String(36), nullable=False),
     Column("fingerprint", String(64), nullable=False, comment="SHA-256 of trigger, actor, payload"),
     Column("version", Integer, nullable=False, comment="the dossier version the command produced"),
+    Column("outcome", JSON, nullable=False, comment="the snapshot returned, returned again"),
     Column("created_at", Instant, nullable=False),
 )
 

@@ -1,0 +1,657 @@
+"""The engine: the kernel made durable, one transaction per command, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Row
+
+from dvcflow._catalog import Catalog
+from dvcflow._clock import Clock, SystemClock, to_utc
+from dvcflow._config import Config
+from dvcflow._dossier import Dossier, decode_changes
+from dvcflow._history import (
+    Checkpoint,
+    canonical,
+    chain_mac,
+    digest,
+    verify_chain,
+    verify_dossier,
+)
+from dvcflow._kernel import Action, EffectKind, Kernel, content_hash
+from dvcflow._lifecycle import NationalStatus
+from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
+from dvcflow._procedure import ProcedureSpec
+from dvcflow._recording import Recorder, plain
+from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
+from dvcflow._store import Store, default_key_path, read_or_create_key
+from dvcflow._values import Actor, Applicant, Channel, DeliveryMethod
+from dvcflow.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    DvcflowError,
+    InvalidValueError,
+    NotFoundError,
+    Problem,
+    TamperedHistoryError,
+)
+
+__all__ = ["CommandConflictError", "DossierSnapshot", "Engine", "HistoryEvent", "Page", "retry"]
+
+logger = logging.getLogger("dvcflow")
+
+T = TypeVar("T")
+
+
+class CommandConflictError(DvcflowError):
+    """A ``command_id`` seen before arrived with a different command (trigger, actor or payload)."""
+
+
+def retry(
+    operation: Callable[[], T],
+    *,
+    attempts: int = 5,
+    backoff: float = 0.02,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """Run ``operation``, retrying it on `ConcurrencyError` with exponential backoff and jitter.
+
+    Safe for commands that carry a ``command_id``: a retry after an unseen commit returns the
+    recorded outcome instead of acting twice.
+
+    Raises:
+        ConcurrencyError: when every attempt lost its race.
+    """
+    import random  # noqa: PLC0415 - only needed on a retry
+    import time  # noqa: PLC0415
+
+    pause = sleep or time.sleep
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except ConcurrencyError:
+            if attempt == attempts:
+                raise
+            pause(backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311 - jitter
+    msg = "unreachable"
+    raise AssertionError(msg)
+
+
+class Engine:
+    """dvcflow's front door: dossiers that survive restarts, one transaction per command.
+
+    Open it with `Engine.open`; one per process, safe to share between threads.
+    """
+
+    def __init__(self, store: Store, *, config: Config, clock: Clock, key: bytes) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._key = key
+        self.recorder = Recorder(store, key)
+        self._kernels: dict[str, Kernel] = {}
+        self._current: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        url: str = "sqlite:///dvcflow.db",
+        *,
+        catalog: Catalog | Iterable[ProcedureSpec] | None = None,
+        config: Config | str | Path | None = None,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Engine:
+        """Open (creating or upgrading) the database and publish the catalogue.
+
+        Raises:
+            SchemaError: the database was written by a newer dvcflow.
+            StoreUnavailableError: the database cannot be reached.
+            ConfigurationError: the configuration file is invalid, or the history key is
+                missing (always required on PostgreSQL).
+        """
+        settings = (
+            config
+            if isinstance(config, Config)
+            else Config.load(config)
+            if config
+            else Config.default()
+        )
+        store = Store(url, busy_timeout_ms=settings.busy_timeout_ms)
+        store.upgrade()
+        key = settings.history_key(environ)
+        if key is None:
+            key = _embedded_key(store)
+        engine = cls(store, config=settings, clock=clock or SystemClock(), key=key)
+        engine._load_versions()
+        if catalog is not None:
+            engine.publish(catalog)
+        return engine
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.close()
+
+    # -- procedure versions ----------------------------------------------------------------
+
+    def publish(self, catalog: Catalog | Iterable[ProcedureSpec]) -> list[str]:
+        """Store the catalogue's procedures as immutable versions; returns the new version ids.
+
+        A procedure whose content is unchanged keeps its version. Running dossiers stay on the
+        version they were pinned to.
+        """
+        created = []
+        now = self.clock.now()
+        with self.store.transaction() as connection:
+            for procedure in catalog:
+                version = content_hash(procedure)
+                row = {
+                    "id": version,
+                    "code": procedure.code,
+                    "agency": procedure.agency,
+                    "published_at": now,
+                    "definition": canonical(procedure.to_data()),
+                }
+                if self.store.save_version(connection, **row):
+                    created.append(version)
+                self._register(version, procedure)
+                self._current[procedure.code] = version
+        return created
+
+    def _register(self, version: str, procedure: ProcedureSpec) -> Kernel:
+        with self._lock:
+            kernel = self._kernels.get(version)
+            if kernel is None:
+                calendar = self.config.calendar_for(procedure.agency)
+                kernel = Kernel(
+                    procedure, calendar=calendar, rule_packs=self.config.rule_packs, version=version
+                )
+                self._kernels[version] = kernel
+            return kernel
+
+    def _load_versions(self) -> None:
+        with self.store.connect() as connection:
+            for row in self.store.versions(connection):
+                self._current[row.code] = row.id
+
+    def kernel(self, version: str) -> Kernel:
+        """The compiled kernel of a stored procedure version.
+
+        Raises:
+            NotFoundError: when no such version is stored.
+        """
+        kernel = self._kernels.get(version)
+        if kernel is not None:
+            return kernel
+        with self.store.connect() as connection:
+            row = self.store.version(connection, version)
+        if row is None:
+            raise NotFoundError(f"no procedure version {version!r} is stored")
+        procedure = ProcedureSpec.from_data(
+            json.loads(row.definition), source=f"version {version[:12]}"
+        )
+        return self._register(version, procedure)
+
+    def current_version(self, code: str) -> str:
+        """The version of ``code`` new dossiers are pinned to.
+
+        Raises:
+            NotFoundError: when the procedure was never published.
+        """
+        try:
+            return self._current[code]
+        except KeyError:
+            raise NotFoundError(f"procedure {code!r} is not published in this database") from None
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def submit(  # noqa: PLR0913 - the parts of an intake, all keyword-only
+        self,
+        procedure: str,
+        *,
+        applicant: Applicant | Mapping[str, Any],
+        actor: Actor,
+        channel: Channel = Channel.ONLINE,
+        case: str | None = None,
+        form: Mapping[str, Any] | None = None,
+        documents: Sequence[str] = (),
+        delivery: DeliveryMethod | None = None,
+        exemption: str | None = None,
+        owner: str | None = None,
+        fees_collected: bool = False,
+        command_id: str | None = None,
+    ) -> DossierSnapshot:
+        """Create a dossier: ``submit`` online by the applicant, ``receive`` otherwise.
+
+        Raises:
+            RefusedError: with reason codes when the intake is not acceptable.
+            NotFoundError: for an unpublished procedure.
+        """
+        payload: dict[str, Any] = {
+            "applicant": applicant,
+            "form": dict(form or {}),
+            "documents": list(documents),
+        }
+        if case is not None:
+            payload["case"] = case
+        if delivery is not None:
+            payload["delivery"] = delivery
+        if exemption is not None:
+            payload["exemption"] = exemption
+        if channel is Channel.ONLINE:
+            trigger = "submit"
+        else:
+            trigger = "receive"
+            payload["channel"] = channel
+            payload["fees_collected"] = fees_collected
+            if owner is not None:
+                payload["owner"] = owner
+        return self._command(None, trigger, actor, payload, command_id, procedure=procedure)
+
+    def fire(
+        self,
+        dossier: str,
+        trigger: str,
+        *,
+        actor: Actor,
+        payload: Mapping[str, Any] | None = None,
+        command_id: str | None = None,
+    ) -> DossierSnapshot:
+        """Fire ``trigger`` on the dossier with id or code ``dossier``.
+
+        Raises:
+            RefusedError: the command is not possible now; nothing was written.
+            PermissionDeniedError: the actor lacks the role or the scope.
+            ConcurrencyError: another command changed the dossier first; nothing was written.
+            CommandConflictError: ``command_id`` was used before for a different command.
+            NotFoundError: no such dossier.
+        """
+        return self._command(dossier, trigger, actor, dict(payload or {}), command_id)
+
+    def _fingerprint(self, ref: str, trigger: str, actor: Actor, payload: Mapping[str, Any]) -> str:
+        return digest(
+            {
+                "ref": ref,
+                "trigger": trigger,
+                "actor": [actor.id, sorted(actor.roles), actor.agency, actor.acting_for],
+                "payload": plain(payload),
+            },
+        )
+
+    def _command(  # noqa: PLR0913 - the command's parts
+        self,
+        ref: str | None,
+        trigger: str,
+        actor: Actor,
+        payload: dict[str, Any],
+        command_id: str | None,
+        *,
+        procedure: str | None = None,
+        now: dt.datetime | None = None,
+        before: Callable[[Connection], None] | None = None,
+    ) -> DossierSnapshot:
+        at = to_utc(now if now is not None else self.clock.now(), "now")
+        fingerprint = self._fingerprint(ref or f"new:{procedure}", trigger, actor, payload)
+        with self.store.transaction() as connection:
+            if command_id is not None:
+                seen = self.store.recorded_command(connection, command_id)
+                if seen is not None:
+                    if seen.fingerprint != fingerprint:
+                        raise CommandConflictError(
+                            f"command {command_id!r} was used before for a different command",
+                        )
+                    return DossierSnapshot.from_data(seen.outcome)
+            if before is not None:
+                before(connection)
+            snapshot = self._decide(
+                connection,
+                ref,
+                trigger=trigger,
+                actor=actor,
+                payload=payload,
+                now=at,
+                procedure=procedure,
+            )
+            if command_id is not None:
+                self.store.record_command(
+                    connection,
+                    id=command_id,
+                    dossier_id=snapshot.id,
+                    fingerprint=fingerprint,
+                    version=snapshot.version,
+                    outcome=snapshot.to_data(),
+                    created_at=at,
+                )
+        logger.info(
+            "dvcflow command",
+            extra={
+                "trigger": trigger,
+                "dossier": snapshot.id,
+                "version": snapshot.version,
+                "state": snapshot.state,
+            },
+        )
+        return snapshot
+
+    def _load(self, connection: Connection, ref: str) -> tuple[Row[Any], Dossier]:
+        row = self.store.dossier(connection, ref)
+        if row is None:
+            raise NotFoundError(f"no dossier {ref!r}")
+        return row, Dossier(**decode_changes(row.data))
+
+    def _decide(  # noqa: PLR0913 - the command's parts
+        self,
+        connection: Connection,
+        ref: str | None,
+        *,
+        trigger: str,
+        actor: Actor,
+        payload: Mapping[str, Any],
+        now: dt.datetime,
+        procedure: str | None,
+    ) -> DossierSnapshot:
+        if ref is None:
+            kernel = self.kernel(self.current_version(procedure or ""))
+            dossier = None
+        else:
+            _row, dossier = self._load(connection, ref)
+            kernel = self.kernel(dossier.procedure_version)
+        code = None
+        if trigger == "receive" and (dossier is None or dossier.code is None):
+            code = self._next_code(connection, kernel.procedure.agency, now)
+        decision = kernel.decide(
+            dossier,
+            trigger,
+            actor=actor,
+            payload=payload,
+            now=now,
+            dossier_id=str(uuid.uuid4()) if dossier is None else None,
+            code=code,
+        )
+        return self.recorder.write(connection, kernel, dossier, decision, now)
+
+    def _next_code(self, connection: Connection, agency: str, now: dt.datetime) -> str:
+        day = now.astimezone(self.config.calendar_for(agency).timezone).date()
+        codes = self.config.codes
+        number = self.store.next_code_number(connection, agency, codes.period_key(day))
+        return codes.render(agency, day, number)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, dossier: str) -> DossierSnapshot:
+        """The dossier with id or code ``dossier``.
+
+        Raises:
+            NotFoundError: no such dossier.
+        """
+        with self.store.connect() as connection:
+            row, value = self._load(connection, dossier)
+        return DossierSnapshot(value, NationalStatus(row.national_status), aware(row.updated_at))
+
+    def available(self, dossier: str, actor: Actor) -> list[Action]:
+        """Every trigger from the dossier's state, allowed or refused with reasons; no effects."""
+        snapshot = self.get(dossier)
+        return self.kernel(snapshot.dossier.procedure_version).available(
+            snapshot.dossier, actor, self.clock.now()
+        )
+
+    def history(self, dossier: str) -> list[HistoryEvent]:
+        """The dossier's events, oldest first."""
+        with self.store.connect() as connection:
+            row, _value = self._load(connection, dossier)
+            stored = self.store.events_of(connection, row.id)
+        return [history_event(event.seq, json.loads(event.body)) for event in stored]
+
+    def personal_data(self, dossier: str) -> dict[str, Any]:
+        """The personal data still held for a dossier (applicant, form, documents, receiver)."""
+        with self.store.connect() as connection:
+            row, _value = self._load(connection, dossier)
+            return self.store.personal(connection, row.id)
+
+    def erase_personal_data(self, dossier: str) -> int:
+        """Erase a dossier's personal data (after its retention period); history still verifies.
+
+        Returns:
+            How many records were erased.
+        """
+        with self.store.transaction() as connection:
+            row, _value = self._load(connection, dossier)
+            return self.store.erase(connection, row.id, self.clock.now())
+
+    def verify_history(self, dossier: str, *, checkpoint: Checkpoint | None = None) -> int:
+        """Check the dossier's chain (and, given a saved checkpoint, the database-wide chain).
+
+        Returns:
+            The number of the dossier's events verified.
+
+        Raises:
+            TamperedHistoryError: naming the event that was edited, deleted, inserted or moved.
+        """
+        with self.store.connect() as connection:
+            row, _value = self._load(connection, dossier)
+            stored = self.store.events_of(connection, row.id)
+            verify_dossier(self._key, row.id, stored, row.version)
+            for event in stored:
+                previous = self.store.chain_mac_at(connection, event.seq - 1)
+                if previous is None or not hmac.compare_digest(
+                    chain_mac(self._key, event.seq, event.mac, previous),
+                    event.chain_mac,
+                ):
+                    msg = (
+                        f"dossier {row.id}: event {event.version} (seq {event.seq}) "
+                        "is not where the database-wide chain put it"
+                    )
+                    raise TamperedHistoryError(msg)
+            if checkpoint is not None:
+                self._verify_checkpoint(connection, checkpoint)
+        return len(stored)
+
+    def _verify_checkpoint(self, connection: Connection, checkpoint: Checkpoint) -> None:
+        head = verify_chain(self._key, self.store.events_from(connection, 1, checkpoint.seq))
+        if head.seq < checkpoint.seq:
+            msg = (
+                f"the history ends at event {head.seq} but checkpoint {checkpoint.seq} "
+                "was saved: the newest events were deleted"
+            )
+            raise TamperedHistoryError(msg)
+        if not hmac.compare_digest(head.mac, checkpoint.mac):
+            msg = f"event {checkpoint.seq} does not match the saved checkpoint: history rewritten"
+            raise TamperedHistoryError(msg)
+
+    def checkpoint(self) -> Checkpoint:
+        """The head of the database-wide chain, to keep outside the database."""
+        with self.store.connect() as connection:
+            seq, mac = self.store.chain_head(connection)
+        return Checkpoint(seq, mac)
+
+    def find(  # noqa: PLR0913 - one keyword per filter
+        self,
+        *,
+        national_status: NationalStatus | int | None = None,
+        agency: str | None = None,
+        procedure: str | None = None,
+        owner: str | None = None,
+        applicant: str | None = None,
+        overdue: bool = False,
+        due_before: dt.datetime | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> Page:
+        """Dossiers matching every filter, one page at a time (keyset pagination).
+
+        ``applicant`` is a citizen id or tax code (matched by keyed hash); ``overdue`` means
+        unresolved with a due date before now; pass the returned ``next`` as ``after``.
+        """
+        if not 1 <= limit <= 1000:
+            raise InvalidValueError("limit", "must be between 1 and 1000")
+        status = (
+            national_status.code if isinstance(national_status, NationalStatus) else national_status
+        )
+        ordered_by_due = overdue or due_before is not None
+        before = (
+            min(d for d in (self.clock.now() if overdue else None, due_before) if d is not None)
+            if ordered_by_due
+            else None
+        )
+        cursor: tuple[Any, ...] | None = None
+        if after is not None:
+            cursor = _parse_cursor(after, by_due=ordered_by_due)
+        with self.store.connect() as connection:
+            rows = self.store.find(
+                connection,
+                national_status=status,
+                agency=agency,
+                procedure=procedure,
+                owner=owner,
+                applicant_digest=None
+                if applicant is None
+                else self.recorder.identifier_digest(applicant),
+                due_before=before,
+                unresolved=overdue,
+                after=cursor,
+                limit=limit + 1,
+            )
+        items = tuple(
+            DossierSnapshot(
+                Dossier(**decode_changes(row.data)),
+                NationalStatus(row.national_status),
+                aware(row.updated_at),
+            )
+            for row in rows[:limit]
+        )
+        following = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            following = f"{aware(last.due_at).isoformat()}|{last.id}" if ordered_by_due else last.id
+        return Page(items, following)
+
+    # -- migrations ----------------------------------------------------------------------------
+
+    def plan_migration(
+        self,
+        procedure: str,
+        *,
+        to_version: str | None = None,
+        state_map: Mapping[str, str] | None = None,
+    ) -> MigrationPlan:
+        """A dry run moving running dossiers of ``procedure`` to a version (see `_migration`)."""
+        return plan_migration(self, procedure, to_version=to_version, state_map=state_map)
+
+    def apply_migration(self, plan: MigrationPlan, *, actor: Actor) -> MigrationPlan:
+        """Apply a migration plan, dossier by dossier, each with an audit event."""
+        return apply_migration(self, plan, actor=actor)
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def tick(
+        self, now: dt.datetime | None = None, *, limit: int = 100
+    ) -> list[tuple[str, str, str]]:
+        """Fire every timer due at ``now`` (the engine's clock by default), each exactly once.
+
+        A timer with a trigger fires it as ``system`` through the ordinary command path; a
+        reminder or escalation queues its notification. Several processes may tick at once.
+
+        Returns:
+            ``(dossier id, timer name, outcome)`` for each timer fired: ``"fired"``,
+            ``"notified"`` or ``"refused: <reasons>"``.
+        """
+        at = to_utc(now if now is not None else self.clock.now(), "now")
+        fired: list[tuple[str, str, str]] = []
+        while True:
+            with self.store.connect() as connection:
+                due = self.store.due_timers(connection, at, limit)
+            if not due:
+                return fired
+            for timer in due:
+                outcome = self._fire_timer(timer, at)
+                if outcome is not None:
+                    fired.append((timer.dossier_id, timer.name, outcome))
+            if len(due) < limit:
+                return fired
+
+    def _fire_timer(self, timer: Row[Any], now: dt.datetime) -> str | None:
+        def claim(connection: Connection) -> None:
+            if not self.store.claim_timer(connection, timer.id, now):
+                raise _AlreadyFiredError
+
+        try:
+            if timer.trigger is None:
+                with self.store.transaction() as connection:
+                    claim(connection)
+                    self.store.add_outbox(connection, [_reminder(timer, now)])
+                return "notified"
+            self._command(
+                timer.dossier_id,
+                timer.trigger,
+                Actor.system(),
+                {},
+                f"timer:{timer.id}",
+                now=now,
+                before=claim,
+            )
+        except _AlreadyFiredError:
+            return None
+        except DvcflowError as exc:
+            reasons = getattr(exc, "reasons", (type(exc).__name__,))
+            with self.store.transaction() as connection:
+                if not self.store.claim_timer(connection, timer.id, now):
+                    return None
+            return f"refused: {', '.join(reasons)}"
+        return "fired"
+
+
+class _AlreadyFiredError(DvcflowError):
+    """Another process fired the timer first."""
+
+
+def _reminder(timer: Row[Any], now: dt.datetime) -> dict[str, Any]:
+    return {
+        "key": f"timer:{timer.id}",
+        "dossier_id": timer.dossier_id,
+        "kind": EffectKind.NOTIFY.value,
+        "data": {"event": timer.name, "to": "officer"},
+        "created_at": now,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+
+
+def _parse_cursor(text: str, *, by_due: bool) -> tuple[Any, ...]:
+    if not by_due:
+        return (text,)
+    due, _, dossier_id = text.partition("|")
+    try:
+        return (dt.datetime.fromisoformat(due), dossier_id)
+    except ValueError:
+        raise InvalidValueError("after", f"not a cursor this query returned: {text!r}") from None
+
+
+def _embedded_key(store: Store) -> bytes:
+    path = default_key_path(store)
+    if path is None:
+        if store.dialect == "sqlite":
+            # An in-memory database lives as long as the process: so does its key.
+            import os  # noqa: PLC0415
+
+            return os.urandom(32)
+        raise ConfigurationError(
+            [Problem("<config>", "history.key_env", "PostgreSQL needs a configured history key")],
+        )
+    key, created = read_or_create_key(path)
+    if created:
+        logger.warning(
+            "dvcflow created a random history key at %s (owner-only); production must "
+            "supply its own through the configuration's history.key_env",
+            path,
+        )
+    return key

@@ -1,0 +1,192 @@
+"""Writing a decision: the dossier row, personal data apart, the chained event, outbox, timers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from sqlalchemy.engine import Connection
+
+from dvcflow._dossier import Dossier, encode_changes
+from dvcflow._history import GENESIS, canonical, chain_mac, digest, event_mac
+from dvcflow._kernel import Decision, EffectKind, Kernel
+from dvcflow._snapshots import DossierSnapshot
+from dvcflow._store import Store
+from dvcflow._values import Applicant
+
+__all__ = ["Recorder", "plain"]
+
+
+def plain(value: Any) -> Any:  # noqa: ANN401, PLR0911 - any payload value, one return per type
+    """A payload value as JSON-ready data, for command fingerprints and personal payloads."""
+    if isinstance(value, Applicant):
+        return {field.name: plain(getattr(value, field.name)) for field in attrs.fields(Applicant)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted(plain(item) for item in value)
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+class Recorder:
+    """Writes decisions through the store, keyed with the history key."""
+
+    def __init__(self, store: Store, key: bytes) -> None:
+        self.store = store
+        self._key = key
+
+    def write(
+        self,
+        connection: Connection,
+        kernel: Kernel,
+        before: Dossier | None,
+        decision: Decision,
+        now: dt.datetime,
+    ) -> DossierSnapshot:
+        after = decision.dossier
+        refs = {
+            kind: {"id": str(uuid.uuid4()), "digest": digest(plain(value))}
+            for kind, value in decision.personal.items()
+        }
+        columns = {
+            "code": after.code,
+            "owner": after.owner,
+            "state": after.state,
+            "national_status": decision.status.code,
+            "due_at": after.due_at,
+            "resolved_at": after.resolved_at,
+            "updated_at": now,
+            "version": after.version,
+            "data": encode_changes({f.name: getattr(after, f.name) for f in attrs.fields(Dossier)}),
+        }
+        applicant = decision.personal.get("applicant")
+        if before is None:
+            if isinstance(applicant, Applicant):
+                self.store.insert_applicant(
+                    connection,
+                    id=refs["applicant"]["id"],
+                    digest=refs["applicant"]["digest"],
+                    kind=applicant.kind.national_code,
+                    identifier_digest=self.identifier_digest(applicant.identifier),
+                    data=plain(applicant),
+                )
+            self.store.insert_dossier(
+                connection,
+                id=after.id,
+                procedure_code=after.procedure,
+                procedure_version=after.procedure_version,
+                agency=after.agency,
+                applicant_id=refs["applicant"]["id"] if isinstance(applicant, Applicant) else None,
+                created_at=now,
+                **columns,
+            )
+        else:
+            self.store.update_dossier(connection, after.id, before.version, columns)
+        for kind, value in decision.personal.items():
+            if kind != "applicant" or before is not None:
+                self.store.insert_payload(
+                    connection,
+                    id=refs[kind]["id"],
+                    dossier_id=after.id,
+                    kind=kind,
+                    digest=refs[kind]["digest"],
+                    data=plain(value),
+                )
+        self._append(connection, kernel, decision, refs)
+        self._effects(connection, decision, now)
+        return DossierSnapshot(after, decision.status, now)
+
+    def identifier_digest(self, identifier: str) -> str:
+        """A keyed hash of a citizen id or tax code: finds an applicant without storing the id."""
+        return hmac.new(self._key, f"identifier\n{identifier}".encode(), hashlib.sha256).hexdigest()
+
+    def _append(
+        self,
+        connection: Connection,
+        kernel: Kernel,
+        decision: Decision,
+        personal: Mapping[str, Any],
+    ) -> None:
+        event = decision.event
+        seq, head = self.store.chain_head(connection)
+        previous = (
+            self.store.last_mac(connection, event.dossier_id) if event.version > 1 else GENESIS
+        )
+        body = canonical(
+            {
+                "seq": seq + 1,
+                "dossier_id": event.dossier_id,
+                "version": event.version,
+                "previous": previous,
+                "trigger": event.trigger,
+                "source": event.source,
+                "target": event.target,
+                "at": event.at.isoformat(),
+                "actor": event.actor,
+                "roles": list(event.roles),
+                "acting_for": event.acting_for,
+                "agency": event.agency,
+                "channel": decision.dossier.channel.value,
+                "procedure_version": kernel.version,
+                "data": event.data,
+                "changes": event.changes,
+                "visit": event.visit,
+                "personal": personal,
+            },
+        )
+        mac = event_mac(self._key, body, previous)
+        self.store.append_event(
+            connection,
+            seq=seq + 1,
+            chain_mac=chain_mac(self._key, seq + 1, mac, head),
+            dossier_id=event.dossier_id,
+            version=event.version,
+            trigger=event.trigger,
+            at=event.at,
+            body=body,
+            mac=mac,
+        )
+
+    def _effects(self, connection: Connection, decision: Decision, now: dt.datetime) -> None:
+        dossier_id = decision.dossier.id
+        queued, timers = [], []
+        for effect in decision.effects:
+            if effect.kind is EffectKind.SET_TIMER:
+                timers.append(
+                    {
+                        "dossier_id": dossier_id,
+                        "name": effect.data["name"],
+                        "trigger": effect.data.get("trigger"),
+                        "due_at": dt.datetime.fromisoformat(effect.data["at"]),
+                        "active": True,
+                    },
+                )
+            elif effect.kind is EffectKind.CANCEL_TIMERS:
+                self.store.cancel_timers(connection, dossier_id, list(effect.data["names"]))
+            else:
+                queued.append(
+                    {
+                        "key": effect.key,
+                        "dossier_id": dossier_id,
+                        "kind": effect.kind.value,
+                        "data": dict(effect.data),
+                        "created_at": now,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    },
+                )
+        self.store.add_outbox(connection, queued)
+        self.store.add_timers(connection, timers)

@@ -1,0 +1,131 @@
+"""The immutable values the engine returns: dossier snapshots, history events, query pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from dvcflow._clock import to_utc
+from dvcflow._dossier import Dossier, decode_changes, encode_changes
+from dvcflow._lifecycle import NationalStatus
+
+__all__ = ["DossierSnapshot", "HistoryEvent", "Page", "aware", "history_event"]
+
+
+@attrs.frozen
+class DossierSnapshot:
+    """A dossier as stored after a command: an immutable value, never an ORM row."""
+
+    dossier: Dossier
+    national_status: NationalStatus
+    updated_at: dt.datetime
+
+    @property
+    def id(self) -> str:
+        """The opaque unique id given at creation."""
+        return self.dossier.id
+
+    @property
+    def code(self) -> str | None:
+        """The national-format dossier code, given at reception."""
+        return self.dossier.code
+
+    @property
+    def state(self) -> str:
+        """The lifecycle state."""
+        return self.dossier.state
+
+    @property
+    def version(self) -> int:
+        """How many commands have succeeded on the dossier."""
+        return self.dossier.version
+
+    @property
+    def due_at(self) -> dt.datetime | None:
+        """The due date (UTC), if the clock runs."""
+        return self.dossier.due_at
+
+    @property
+    def procedure(self) -> str:
+        """The procedure's national code."""
+        return self.dossier.procedure
+
+    def overdue(self, now: dt.datetime) -> bool:
+        """Whether the dossier is past its due date at ``now`` (derived, never stored)."""
+        due, resolved = self.dossier.due_at, self.dossier.resolved_at
+        checked = min(to_utc(now, "now"), resolved) if resolved is not None else to_utc(now, "now")
+        return due is not None and checked > due
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data, as the command table records an outcome."""
+        fields = {field.name: getattr(self.dossier, field.name) for field in attrs.fields(Dossier)}
+        return {
+            "dossier": encode_changes(fields),
+            "national_status": self.national_status.code,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> DossierSnapshot:
+        """The inverse of `to_data`."""
+        return cls(
+            Dossier(**decode_changes(data["dossier"])),
+            NationalStatus(data["national_status"]),
+            dt.datetime.fromisoformat(data["updated_at"]),
+        )
+
+
+@attrs.frozen
+class HistoryEvent:
+    """One event of a dossier's history, as recorded."""
+
+    seq: int
+    version: int
+    trigger: str
+    source: str
+    target: str
+    at: dt.datetime
+    actor: str
+    roles: tuple[str, ...]
+    acting_for: str | None
+    agency: str | None
+    data: Mapping[str, Any]
+    changes: Mapping[str, Any]
+    visit: bool
+    personal: Mapping[str, Any]
+    """References to personal payloads: ``{kind: {"id": ..., "digest": ...}}``."""
+
+
+@attrs.frozen
+class Page:
+    """One page of a query, and the cursor of the next (``None``: no more)."""
+
+    items: tuple[DossierSnapshot, ...]
+    next: str | None
+
+
+def history_event(seq: int, body: Mapping[str, Any]) -> HistoryEvent:
+    return HistoryEvent(
+        seq=seq,
+        version=body["version"],
+        trigger=body["trigger"],
+        source=body["source"],
+        target=body["target"],
+        at=dt.datetime.fromisoformat(body["at"]),
+        actor=body["actor"],
+        roles=tuple(body["roles"]),
+        acting_for=body["acting_for"],
+        agency=body["agency"],
+        data=body["data"],
+        changes=body["changes"],
+        visit=body["visit"],
+        personal=body["personal"],
+    )
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes; dvcflow stores UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,503 @@
+"""The store: the only module that speaks SQL (SQLite embedded, PostgreSQL for many processes)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from dvcflow._history import GENESIS, StoredEvent
+from dvcflow._schema import (
+    applicants,
+    chain_head,
+    code_sequences,
+    commands,
+    dossiers,
+    events,
+    outbox,
+    payloads,
+    procedure_versions,
+    timers,
+)
+from dvcflow.errors import ConcurrencyError, DvcflowError
+
+__all__ = ["SchemaError", "Store", "StoreUnavailableError"]
+
+
+class StoreUnavailableError(DvcflowError):
+    """The database cannot be reached or opened (a connection, file or permission problem)."""
+
+
+class SchemaError(DvcflowError):
+    """The database schema does not match this version of dvcflow (newer, or not dvcflow's)."""
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:  # noqa: ANN401 - a SQLAlchemy listener
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+        # Let SQLAlchemy's "begin" listener start transactions, as BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return on_connect
+
+
+def _begin(connection: Connection) -> None:
+    # A write transaction takes SQLite's writer lock at once: two deferred transactions that
+    # both read then write deadlock, and the busy timeout does not retry a lock upgrade.
+    # Reads (WAL) take no lock and begin deferred.
+    reading = connection.get_execution_options().get("dvcflow_read", False)
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+class Store:
+    """Tables, migrations and the statements of the command path.
+
+    Args:
+        url: a SQLAlchemy URL: ``sqlite:///dvcflow.db`` or ``postgresql+psycopg://...``.
+        busy_timeout_ms: how long SQLite waits for the writer lock.
+    """
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, **engine_options: Any) -> None:  # noqa: ANN401
+        self.url = sa.make_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            database = self.url.database or ""
+            if database not in {"", ":memory:"}:
+                folder = Path(database).expanduser().resolve().parent
+                if not folder.is_dir():
+                    raise StoreUnavailableError(
+                        f"cannot open {database}: folder {folder} does not exist"
+                    )
+            self.engine: Engine = sa.create_engine(self.url, **engine_options)
+            sa_event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+            sa_event.listen(self.engine, "begin", _begin)
+        else:
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True, **engine_options)
+
+    @property
+    def database_path(self) -> Path | None:
+        """The SQLite file, for an embedded store."""
+        database = self.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database).expanduser().resolve()
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _alembic(self, connection: Connection) -> AlembicConfig:
+        config = AlembicConfig()
+        location = resources.files("dvcflow") / "_migrations"
+        config.set_main_option("script_location", str(location))
+        config.attributes["connection"] = connection
+        return config
+
+    def upgrade(self) -> str:
+        """Create or upgrade the schema to this version's head; returns the revision.
+
+        Raises:
+            SchemaError: when the database is at a revision this dvcflow does not know
+                (written by a newer dvcflow).
+            StoreUnavailableError: when the database cannot be reached.
+        """
+        with self.connect(read=False) as connection:
+            config = self._alembic(connection)
+            script = ScriptDirectory.from_config(config)
+            head = script.get_current_head() or ""
+            current = self._revision(connection)
+            if current is not None and current not in {
+                rev.revision for rev in script.walk_revisions()
+            }:
+                raise SchemaError(
+                    f"the database schema is at revision {current!r}, newer than this dvcflow "
+                    f"(which knows up to {head!r}); upgrade dvcflow to open it",
+                )
+            if current != head:
+                alembic_command.upgrade(config, "head")
+            connection.commit()
+            self._ensure_chain_head(connection)
+            connection.commit()
+        return head
+
+    def _revision(self, connection: Connection) -> str | None:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        value = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return None if value is None else str(value)
+
+    def _ensure_chain_head(self, connection: Connection) -> None:
+        if connection.execute(sa.select(chain_head.c.id)).first() is None:
+            with contextlib.suppress(IntegrityError):
+                connection.execute(chain_head.insert().values(id=1, seq=0, mac=GENESIS))
+
+    # -- connections and transactions ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, *, read: bool = True) -> Iterator[Connection]:
+        """A connection for reads (or, ``read=False``, for writes the caller commits)."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection.execution_options(dvcflow_read=read)
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back on any exception.
+
+        Raises:
+            ConcurrencyError: a lost race (unique or compare-and-set) or a busy database;
+                nothing was written, retry.
+            StoreUnavailableError: the database went away.
+        """
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except IntegrityError as exc:
+            if _unique_violation(exc):
+                raise ConcurrencyError(
+                    f"another command changed the same data first: {exc.orig}"
+                ) from exc
+            raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
+
+    # -- procedure versions ----------------------------------------------------------------
+
+    def save_version(self, connection: Connection, **row: Any) -> bool:  # noqa: ANN401
+        """Store a procedure version unless that content hash is stored already."""
+        exists = connection.execute(
+            sa.select(procedure_versions.c.id).where(procedure_versions.c.id == row["id"])
+        ).first()
+        if exists is None:
+            connection.execute(procedure_versions.insert().values(**row))
+        return exists is None
+
+    def versions(self, connection: Connection) -> list[Row[Any]]:
+        """Every stored procedure version, oldest first."""
+        query = sa.select(procedure_versions).order_by(
+            procedure_versions.c.published_at, procedure_versions.c.id
+        )
+        return list(connection.execute(query))
+
+    def version(self, connection: Connection, version_id: str) -> Row[Any] | None:
+        """One stored procedure version."""
+        return connection.execute(
+            sa.select(procedure_versions).where(procedure_versions.c.id == version_id)
+        ).first()
+
+    # -- dossiers ----------------------------------------------------------------------------
+
+    def dossier(self, connection: Connection, ref: str) -> Row[Any] | None:
+        """The dossier with id or code ``ref``."""
+        query = sa.select(dossiers).where(sa.or_(dossiers.c.id == ref, dossiers.c.code == ref))
+        return connection.execute(query).first()
+
+    def insert_dossier(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
+        """Store a new dossier."""
+        connection.execute(dossiers.insert().values(**row))
+
+    def update_dossier(
+        self, connection: Connection, dossier_id: str, expected: int, row: Mapping[str, Any]
+    ) -> None:
+        """Compare-and-set: update the dossier only if it is still at version ``expected``.
+
+        Raises:
+            ConcurrencyError: when another command moved it first.
+        """
+        result = connection.execute(
+            dossiers.update()
+            .where(dossiers.c.id == dossier_id, dossiers.c.version == expected)
+            .values(**row)
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyError(
+                f"dossier {dossier_id} changed since version {expected}; retry the command"
+            )
+
+    def next_code_number(self, connection: Connection, agency: str, period: str) -> int:
+        """The next number of the agency's dossier-code sequence for ``period``."""
+        updated = connection.execute(
+            code_sequences.update()
+            .where(code_sequences.c.agency == agency, code_sequences.c.period == period)
+            .values(last=code_sequences.c.last + 1)
+            .returning(code_sequences.c.last)
+        ).scalar()
+        if updated is not None:
+            return int(updated)
+        connection.execute(code_sequences.insert().values(agency=agency, period=period, last=1))
+        return 1
+
+    # -- personal data -----------------------------------------------------------------------
+
+    def insert_applicant(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
+        """Store an applicant's personal data (erasable)."""
+        connection.execute(applicants.insert().values(**row))
+
+    def insert_payload(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
+        """Store a personal payload (form, documents, receiver), erasable."""
+        connection.execute(payloads.insert().values(**row))
+
+    def erase(self, connection: Connection, dossier_id: str, at: dt.datetime) -> int:
+        """Erase the personal data of a dossier (its payloads and its applicant); returns rows."""
+        erased = connection.execute(
+            payloads.update()
+            .where(payloads.c.dossier_id == dossier_id, payloads.c.data.is_not(None))
+            .values(data=None, erased_at=at)
+        ).rowcount
+        applicant_id = connection.execute(
+            sa.select(dossiers.c.applicant_id).where(dossiers.c.id == dossier_id)
+        ).scalar()
+        if applicant_id is not None:
+            erased += connection.execute(
+                applicants.update()
+                .where(applicants.c.id == applicant_id, applicants.c.data.is_not(None))
+                .values(data=None, erased_at=at)
+            ).rowcount
+        return int(erased)
+
+    def personal(self, connection: Connection, dossier_id: str) -> dict[str, Any]:
+        """The personal data of a dossier still held: applicant and payloads by kind."""
+        found: dict[str, Any] = {}
+        applicant = connection.execute(
+            sa.select(applicants.c.data)
+            .join(dossiers, dossiers.c.applicant_id == applicants.c.id)
+            .where(dossiers.c.id == dossier_id)
+        ).scalar()
+        if applicant is not None:
+            found["applicant"] = applicant
+        rows = connection.execute(
+            sa.select(payloads.c.kind, payloads.c.data).where(payloads.c.dossier_id == dossier_id)
+        )
+        found |= {kind: data for kind, data in rows if data is not None}
+        return found
+
+    # -- events and the chains -------------------------------------------------------------------
+
+    def chain_head(self, connection: Connection) -> tuple[int, str]:
+        """The database-wide chain's head, locked until the transaction ends (PostgreSQL)."""
+        query = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
+        if self.dialect != "sqlite":
+            query = query.with_for_update()
+        row = connection.execute(query).one()
+        return int(row.seq), str(row.mac)
+
+    def last_mac(self, connection: Connection, dossier_id: str) -> str:
+        """The MAC of the dossier's newest event."""
+        query = (
+            sa.select(events.c.mac)
+            .where(events.c.dossier_id == dossier_id)
+            .order_by(events.c.version.desc())
+            .limit(1)
+        )
+        mac = connection.execute(query).scalar()
+        return GENESIS if mac is None else str(mac)
+
+    def append_event(self, connection: Connection, *, seq: int, chain_mac: str, **row: Any) -> None:  # noqa: ANN401
+        """Append an event and move the chain head to it."""
+        connection.execute(events.insert().values(seq=seq, chain_mac=chain_mac, **row))
+        connection.execute(
+            chain_head.update().where(chain_head.c.id == 1).values(seq=seq, mac=chain_mac)
+        )
+
+    def events_of(self, connection: Connection, dossier_id: str) -> list[StoredEvent]:
+        """A dossier's events, oldest first."""
+        query = (
+            sa.select(events)
+            .where(events.c.dossier_id == dossier_id)
+            .order_by(events.c.version, events.c.seq)
+        )
+        return [_stored(row) for row in connection.execute(query)]
+
+    def events_from(
+        self, connection: Connection, first: int, last: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """The database-wide chain from ``first`` (to ``last``), in order."""
+        query = sa.select(events).where(events.c.seq >= first).order_by(events.c.seq)
+        if last is not None:
+            query = query.where(events.c.seq <= last)
+        for row in connection.execute(query):
+            yield _stored(row)
+
+    def chain_mac_at(self, connection: Connection, seq: int) -> str | None:
+        """The chain MAC of event ``seq`` (``GENESIS`` for 0)."""
+        if seq == 0:
+            return GENESIS
+        value = connection.execute(
+            sa.select(events.c.chain_mac).where(events.c.seq == seq)
+        ).scalar()
+        return None if value is None else str(value)
+
+    # -- commands, outbox and timers ---------------------------------------------------------
+
+    def recorded_command(self, connection: Connection, command_id: str) -> Row[Any] | None:
+        """A command seen before, with its fingerprint and outcome."""
+        return connection.execute(sa.select(commands).where(commands.c.id == command_id)).first()
+
+    def record_command(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
+        """Remember a successful command's outcome under its id."""
+        connection.execute(commands.insert().values(**row))
+
+    def add_outbox(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue effects for the outbox worker."""
+        if rows:
+            connection.execute(outbox.insert(), list(rows))
+
+    def outbox_rows(self, connection: Connection, dossier_id: str | None = None) -> list[Row[Any]]:
+        """Queued effects, oldest first (all, or one dossier's)."""
+        query = sa.select(outbox).order_by(outbox.c.id)
+        if dossier_id is not None:
+            query = query.where(outbox.c.dossier_id == dossier_id)
+        return list(connection.execute(query))
+
+    def add_timers(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Set timers."""
+        if rows:
+            connection.execute(timers.insert(), list(rows))
+
+    def cancel_timers(self, connection: Connection, dossier_id: str, names: Sequence[str]) -> None:
+        """Deactivate a dossier's timers by name (``"*"``: all of them)."""
+        query = timers.update().where(timers.c.dossier_id == dossier_id, timers.c.active.is_(True))
+        if "*" not in names:
+            query = query.where(timers.c.name.in_(list(names)))
+        connection.execute(query.values(active=False))
+
+    def due_timers(self, connection: Connection, now: dt.datetime, limit: int) -> list[Row[Any]]:
+        """Active timers due at ``now``, earliest first (claimed with SKIP LOCKED on PostgreSQL)."""
+        query = (
+            sa.select(timers)
+            .where(timers.c.active.is_(True), timers.c.due_at <= now)
+            .order_by(timers.c.due_at, timers.c.id)
+            .limit(limit)
+        )
+        if self.dialect != "sqlite":
+            query = query.with_for_update(skip_locked=True)
+        return list(connection.execute(query))
+
+    def claim_timer(self, connection: Connection, timer_id: int, now: dt.datetime) -> bool:
+        """Mark a timer fired, if no one else did: exactly once."""
+        result = connection.execute(
+            timers.update()
+            .where(timers.c.id == timer_id, timers.c.active.is_(True))
+            .values(active=False, fired_at=now)
+        )
+        return result.rowcount == 1
+
+    def timers_of(self, connection: Connection, dossier_id: str) -> list[Row[Any]]:
+        """A dossier's timers, all of them."""
+        return list(
+            connection.execute(
+                sa.select(timers).where(timers.c.dossier_id == dossier_id).order_by(timers.c.id)
+            )
+        )
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def find(  # noqa: PLR0913 - one keyword per filter
+        self,
+        connection: Connection,
+        *,
+        national_status: int | None = None,
+        agency: str | None = None,
+        procedure: str | None = None,
+        owner: str | None = None,
+        applicant_digest: str | None = None,
+        due_before: dt.datetime | None = None,
+        unresolved: bool = False,
+        after: tuple[Any, ...] | None = None,
+        limit: int = 50,
+    ) -> list[Row[Any]]:
+        """Dossiers matching every filter given, in keyset order ((due_at, id) or id)."""
+        query = sa.select(dossiers)
+        if national_status is not None:
+            query = query.where(dossiers.c.national_status == national_status)
+        if agency is not None:
+            query = query.where(dossiers.c.agency == agency)
+        if procedure is not None:
+            query = query.where(dossiers.c.procedure_code == procedure)
+        if owner is not None:
+            query = query.where(dossiers.c.owner == owner)
+        if applicant_digest is not None:
+            query = query.join(applicants, applicants.c.id == dossiers.c.applicant_id).where(
+                applicants.c.identifier_digest == applicant_digest
+            )
+        if unresolved:
+            query = query.where(dossiers.c.resolved_at.is_(None))
+        if due_before is not None:
+            query = query.where(dossiers.c.due_at.is_not(None), dossiers.c.due_at < due_before)
+            if after is not None:
+                query = query.where(sa.tuple_(dossiers.c.due_at, dossiers.c.id) > sa.tuple_(*after))
+            query = query.order_by(dossiers.c.due_at, dossiers.c.id)
+        else:
+            if after is not None:
+                query = query.where(dossiers.c.id > after[0])
+            query = query.order_by(dossiers.c.id)
+        return list(connection.execute(query.limit(limit)))
+
+    def count(self, connection: Connection, table: str) -> int:
+        """Rows in one of dvcflow's tables (for tests, the demo and benchmarks)."""
+        tables = {
+            t.name: t for t in (dossiers, events, outbox, timers, commands, applicants, payloads)
+        }
+        return int(
+            connection.execute(sa.select(sa.func.count()).select_from(tables[table])).scalar_one()
+        )
+
+
+def _stored(row: Row[Any]) -> StoredEvent:
+    return StoredEvent(row.seq, row.dossier_id, row.version, row.body, row.mac, row.chain_mac)
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code == "23505" or "unique constraint" in str(exc.orig).lower()
+
+
+def _translate(exc: DBAPIError) -> DvcflowError:
+    text = str(exc.orig).lower()
+    if "locked" in text or "busy" in text or "could not serialize" in text or "deadlock" in text:
+        return ConcurrencyError(f"the database is busy: {exc.orig}; retry the command")
+    if isinstance(exc, OperationalError):
+        return StoreUnavailableError(f"the database is unreachable: {exc.orig}")
+    return StoreUnavailableError(f"database error: {exc.orig}")
+
+
+def default_key_path(store: Store) -> Path | None:
+    """Where the embedded default keeps its history key: beside the SQLite file."""
+    path = store.database_path
+    return None if path is None else path.with_name(path.name + ".key")
+
+
+def read_or_create_key(path: Path) -> tuple[bytes, bool]:
+    """The key in ``path``, creating a random one (owner-only) when there is none.
+
+    Returns:
+        The key and whether it was just created.
+    """
+    if path.exists():
+        return bytes.fromhex(path.read_text(encoding="ascii").strip()), False
+    key = os.urandom(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(key.hex() + "\n")
+    return key, True
