@@ -5,10 +5,15 @@ from importlib.metadata import version as _version
 from dvcflow._calendar import CalendarOverride, OfficeHours, WorkingCalendar, load_overrides
 from dvcflow._catalog import Catalog
 from dvcflow._clock import Clock, FrozenClock, SystemClock
+from dvcflow._codes import CodeFormat, CodePeriod
+from dvcflow._config import Config
 from dvcflow._deadlines import DayCounting, DeadlineRules, DueDateChange, Timeliness
 from dvcflow._dossier import Dossier, FeeObligation, Wait, replay
+from dvcflow._engine import CommandConflictError, Engine, retry
+from dvcflow._history import Checkpoint
 from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
 from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
+from dvcflow._migration import MigrationItem, MigrationPlan
 from dvcflow._policies import ClockPolicy, PaymentWaitPolicy, SupplementExpiry, SupplementPolicy
 from dvcflow._procedure import (
     CapabilitiesSpec,
@@ -28,6 +33,8 @@ from dvcflow._procedure import (
 )
 from dvcflow._reasons import REASONS, Reason
 from dvcflow._rulepacks import ContactRule, RulePacks, RulePackSpec, ServiceModel
+from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page
+from dvcflow._store import SchemaError, StoreUnavailableError
 from dvcflow._values import (
     ROLES,
     Actor,
@@ -76,10 +83,15 @@ __all__ = [
     "CaseSpec",
     "Catalog",
     "Channel",
+    "Checkpoint",
     "Clock",
     "ClockPolicy",
+    "CodeFormat",
+    "CodePeriod",
+    "CommandConflictError",
     "ComponentSpec",
     "ConcurrencyError",
+    "Config",
     "ConfigurationError",
     "ContactRule",
     "CopyType",
@@ -89,12 +101,14 @@ __all__ = [
     "DeliveryMethod",
     "DocumentKind",
     "Dossier",
+    "DossierSnapshot",
     "DueDateChange",
     "Duration",
     "DurationUnit",
     "DvcflowError",
     "Effect",
     "EffectKind",
+    "Engine",
     "Event",
     "ExemptionSpec",
     "FeeKind",
@@ -105,16 +119,20 @@ __all__ = [
     "FormDocumentSpec",
     "FormFieldSpec",
     "FrozenClock",
+    "HistoryEvent",
     "InvalidDefinitionError",
     "InvalidValueError",
     "Kernel",
     "Level",
     "LifecycleSpec",
+    "MigrationItem",
+    "MigrationPlan",
     "Money",
     "NationalStatus",
     "NotFoundError",
     "OfficeHours",
     "OnlineClass",
+    "Page",
     "PaymentWaitPolicy",
     "PermissionDeniedError",
     "Problem",
@@ -124,11 +142,13 @@ __all__ = [
     "ResultSpec",
     "RulePackSpec",
     "RulePacks",
+    "SchemaError",
     "ServiceModel",
     "SignatureError",
     "StateSpec",
     "StepKind",
     "StepSpec",
+    "StoreUnavailableError",
     "SupplementExpiry",
     "SupplementPolicy",
     "SystemClock",
@@ -142,4 +162,5 @@ __all__ = [
     "count_visits",
     "load_overrides",
     "replay",
+    "retry",
 ]
