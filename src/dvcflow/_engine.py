@@ -22,17 +22,17 @@ from dvcflow._history import (
     Checkpoint,
     canonical,
     chain_mac,
-    digest,
+    keyed_digest,
     verify_chain,
     verify_dossier,
 )
 from dvcflow._kernel import Action, EffectKind, Kernel, content_hash
-from dvcflow._lifecycle import NationalStatus
+from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
-from dvcflow._store import Store, default_key_path, read_or_create_key
+from dvcflow._store import Store, StoreUnavailableError, default_key_path, read_or_create_key
 from dvcflow._values import Actor, Applicant, Channel, DeliveryMethod
 from dvcflow.errors import (
     ConcurrencyError,
@@ -41,6 +41,7 @@ from dvcflow.errors import (
     InvalidValueError,
     NotFoundError,
     Problem,
+    RefusedError,
     TamperedHistoryError,
 )
 
@@ -126,15 +127,23 @@ class Engine:
             if config
             else Config.default()
         )
-        store = Store(url, busy_timeout_ms=settings.busy_timeout_ms)
-        store.upgrade()
+        # The key is checked before the database is touched: a missing key writes nothing.
         key = settings.history_key(environ)
-        if key is None:
-            key = _embedded_key(store)
-        engine = cls(store, config=settings, clock=clock or SystemClock(), key=key)
-        engine._load_versions()
-        if catalog is not None:
-            engine.publish(catalog)
+        store = Store(url, busy_timeout_ms=settings.busy_timeout_ms)
+        if key is None and store.dialect != "sqlite":
+            store.close()
+            raise _key_required()
+        try:
+            store.upgrade()
+            if key is None:
+                key = _embedded_key(store)
+            engine = cls(store, config=settings, clock=clock or SystemClock(), key=key)
+            engine._load_versions()
+            if catalog is not None:
+                engine.publish(catalog)
+        except BaseException:
+            store.close()
+            raise
         return engine
 
     def close(self) -> None:
@@ -149,8 +158,8 @@ class Engine:
         A procedure whose content is unchanged keeps its version. Running dossiers stay on the
         version they were pinned to.
         """
-        created = []
-        now = self.clock.now()
+        created, current = [], {}
+        now = to_utc(self.clock.now(), "now")
         with self.store.transaction() as connection:
             for procedure in catalog:
                 version = content_hash(procedure)
@@ -164,7 +173,10 @@ class Engine:
                 if self.store.save_version(connection, **row):
                     created.append(version)
                 self._register(version, procedure)
-                self._current[procedure.code] = version
+                current[procedure.code] = version
+        # Only once stored: a dossier pinned to a version must find it in the database.
+        with self._lock:
+            self._current.update(current)
         return created
 
     def _register(self, version: str, procedure: ProcedureSpec) -> Kernel:
@@ -278,7 +290,10 @@ class Engine:
         return self._command(dossier, trigger, actor, dict(payload or {}), command_id)
 
     def _fingerprint(self, ref: str, trigger: str, actor: Actor, payload: Mapping[str, Any]) -> str:
-        return digest(
+        # Keyed: the payload holds personal data (applicant, form) and the fingerprint stays.
+        return keyed_digest(
+            self._key,
+            "command",
             {
                 "ref": ref,
                 "trigger": trigger,
@@ -300,9 +315,16 @@ class Engine:
         before: Callable[[Connection], None] | None = None,
     ) -> DossierSnapshot:
         at = to_utc(now if now is not None else self.clock.now(), "now")
-        fingerprint = self._fingerprint(ref or f"new:{procedure}", trigger, actor, payload)
         with self.store.transaction() as connection:
+            if before is not None:
+                # First: a timer another process fired is not reported fired again by the
+                # recorded outcome of its command.
+                before(connection)
+            row = None if ref is None else self._row(connection, ref)
             if command_id is not None:
+                # By id, not by the reference given: the id and the code are one dossier.
+                target = f"new:{procedure}" if row is None else row.id
+                fingerprint = self._fingerprint(target, trigger, actor, payload)
                 seen = self.store.recorded_command(connection, command_id)
                 if seen is not None:
                     if seen.fingerprint != fingerprint:
@@ -310,11 +332,9 @@ class Engine:
                             f"command {command_id!r} was used before for a different command",
                         )
                     return DossierSnapshot.from_data(seen.outcome)
-            if before is not None:
-                before(connection)
             snapshot = self._decide(
                 connection,
-                ref,
+                row,
                 trigger=trigger,
                 actor=actor,
                 payload=payload,
@@ -342,16 +362,20 @@ class Engine:
         )
         return snapshot
 
-    def _load(self, connection: Connection, ref: str) -> tuple[Row[Any], Dossier]:
+    def _row(self, connection: Connection, ref: str) -> Row[Any]:
         row = self.store.dossier(connection, ref)
         if row is None:
             raise NotFoundError(f"no dossier {ref!r}")
+        return row
+
+    def _load(self, connection: Connection, ref: str) -> tuple[Row[Any], Dossier]:
+        row = self._row(connection, ref)
         return row, Dossier(**decode_changes(row.data))
 
     def _decide(  # noqa: PLR0913 - the command's parts
         self,
         connection: Connection,
-        ref: str | None,
+        row: Row[Any] | None,
         *,
         trigger: str,
         actor: Actor,
@@ -359,11 +383,11 @@ class Engine:
         now: dt.datetime,
         procedure: str | None,
     ) -> DossierSnapshot:
-        if ref is None:
+        if row is None:
             kernel = self.kernel(self.current_version(procedure or ""))
             dossier = None
         else:
-            _row, dossier = self._load(connection, ref)
+            dossier = Dossier(**decode_changes(row.data))
             kernel = self.kernel(dossier.procedure_version)
         code = None
         if trigger == "receive" and (dossier is None or dossier.code is None):
@@ -407,14 +431,24 @@ class Engine:
     def history(self, dossier: str) -> list[HistoryEvent]:
         """The dossier's events, oldest first."""
         with self.store.connect() as connection:
-            row, _value = self._load(connection, dossier)
+            row = self._row(connection, dossier)
             stored = self.store.events_of(connection, row.id)
-        return [history_event(event.seq, json.loads(event.body)) for event in stored]
+        events = []
+        for event in stored:
+            try:
+                events.append(history_event(event.seq, json.loads(event.body)))
+            except (ValueError, KeyError, TypeError):
+                msg = (
+                    f"dossier {row.id}: event {event.version} (seq {event.seq}) is not a "
+                    "readable event; verify_history says what was done to it"
+                )
+                raise TamperedHistoryError(msg) from None
+        return events
 
     def personal_data(self, dossier: str) -> dict[str, Any]:
         """The personal data still held for a dossier (applicant, form, documents, receiver)."""
         with self.store.connect() as connection:
-            row, _value = self._load(connection, dossier)
+            row = self._row(connection, dossier)
             return self.store.personal(connection, row.id)
 
     def erase_personal_data(self, dossier: str) -> int:
@@ -424,8 +458,8 @@ class Engine:
             How many records were erased.
         """
         with self.store.transaction() as connection:
-            row, _value = self._load(connection, dossier)
-            return self.store.erase(connection, row.id, self.clock.now())
+            row = self._row(connection, dossier)
+            return self.store.erase(connection, row.id, to_utc(self.clock.now(), "now"))
 
     def verify_history(self, dossier: str, *, checkpoint: Checkpoint | None = None) -> int:
         """Check the dossier's chain (and, given a saved checkpoint, the database-wide chain).
@@ -437,7 +471,7 @@ class Engine:
             TamperedHistoryError: naming the event that was edited, deleted, inserted or moved.
         """
         with self.store.connect() as connection:
-            row, _value = self._load(connection, dossier)
+            row = self._row(connection, dossier)
             stored = self.store.events_of(connection, row.id)
             verify_dossier(self._key, row.id, stored, row.version)
             for event in stored:
@@ -497,11 +531,12 @@ class Engine:
             national_status.code if isinstance(national_status, NationalStatus) else national_status
         )
         ordered_by_due = overdue or due_before is not None
-        before = (
-            min(d for d in (self.clock.now() if overdue else None, due_before) if d is not None)
-            if ordered_by_due
-            else None
-        )
+        # Instants, not wall clocks: the database keeps UTC without an offset.
+        bounds = [
+            to_utc(self.clock.now(), "now") if overdue else None,
+            None if due_before is None else to_utc(due_before, "due_before"),
+        ]
+        before = min(d for d in bounds if d is not None) if ordered_by_due else None
         cursor: tuple[Any, ...] | None = None
         if after is not None:
             cursor = _parse_cursor(after, by_due=ordered_by_due)
@@ -517,6 +552,8 @@ class Engine:
                 else self.recorder.identifier_digest(applicant),
                 due_before=before,
                 unresolved=overdue,
+                # A dossier that ended without a result (refused, stopped, withdrawn) is not late.
+                ended=FINAL_STATES,
                 after=cursor,
                 limit=limit + 1,
             )
@@ -566,16 +603,25 @@ class Engine:
         """
         at = to_utc(now if now is not None else self.clock.now(), "now")
         fired: list[tuple[str, str, str]] = []
+        busy: set[int] = set()
         while True:
+            # Timers left for a later tick stay due: read past them so each round makes progress.
+            wanted = limit + len(busy)
             with self.store.connect() as connection:
-                due = self.store.due_timers(connection, at, limit)
-            if not due:
-                return fired
+                due = self.store.due_timers(connection, at, wanted)
             for timer in due:
-                outcome = self._fire_timer(timer, at)
+                if timer.id in busy:
+                    continue
+                try:
+                    outcome = self._fire_timer(timer, at)
+                except ConcurrencyError:
+                    # Nothing was written and the timer is still active: the next tick fires it.
+                    logger.info("dvcflow timer busy", extra={"timer": timer.id})
+                    busy.add(timer.id)
+                    continue
                 if outcome is not None:
                     fired.append((timer.dossier_id, timer.name, outcome))
-            if len(due) < limit:
+            if len(due) < wanted:
                 return fired
 
     def _fire_timer(self, timer: Row[Any], now: dt.datetime) -> str | None:
@@ -600,12 +646,12 @@ class Engine:
             )
         except _AlreadyFiredError:
             return None
-        except DvcflowError as exc:
-            reasons = getattr(exc, "reasons", (type(exc).__name__,))
+        except RefusedError as exc:
+            # Spent: the command it stood for is not possible any more (e.g. answered in time).
             with self.store.transaction() as connection:
                 if not self.store.claim_timer(connection, timer.id, now):
                     return None
-            return f"refused: {', '.join(reasons)}"
+            return f"refused: {', '.join(exc.reasons)}"
         return "fired"
 
 
@@ -636,6 +682,12 @@ def _parse_cursor(text: str, *, by_due: bool) -> tuple[Any, ...]:
         raise InvalidValueError("after", f"not a cursor this query returned: {text!r}") from None
 
 
+def _key_required() -> ConfigurationError:
+    return ConfigurationError(
+        [Problem("<config>", "history.key_env", "PostgreSQL needs a configured history key")],
+    )
+
+
 def _embedded_key(store: Store) -> bytes:
     path = default_key_path(store)
     if path is None:
@@ -644,10 +696,11 @@ def _embedded_key(store: Store) -> bytes:
             import os  # noqa: PLC0415
 
             return os.urandom(32)
-        raise ConfigurationError(
-            [Problem("<config>", "history.key_env", "PostgreSQL needs a configured history key")],
-        )
-    key, created = read_or_create_key(path)
+        raise _key_required()
+    try:
+        key, created = read_or_create_key(path)
+    except OSError as exc:
+        raise StoreUnavailableError(f"cannot read or create the history key {path}: {exc}") from exc
     if created:
         logger.warning(
             "dvcflow created a random history key at %s (owner-only); production must "

@@ -20,6 +20,7 @@ __all__ = [
     "chain_mac",
     "digest",
     "event_mac",
+    "keyed_digest",
     "verify_chain",
     "verify_dossier",
 ]
@@ -36,6 +37,14 @@ def canonical(value: Any) -> str:  # noqa: ANN401 - any JSON-ready value
 def digest(value: Any) -> str:  # noqa: ANN401 - any JSON-ready value
     """SHA-256 (hex) of a value's canonical form: how events refer to personal data."""
     return hashlib.sha256(canonical(value).encode("utf-8")).hexdigest()
+
+
+def keyed_digest(key: bytes, purpose: str, value: Any) -> str:  # noqa: ANN401 - JSON-ready
+    """HMAC-SHA256 (hex) of a value's canonical form, for ``purpose`` (``"personal"``, ...).
+
+    Stands in for personal data where a plain digest would let anyone confirm a guess.
+    """
+    return hmac.new(key, f"{purpose}\n{canonical(value)}".encode(), hashlib.sha256).hexdigest()
 
 
 def event_mac(key: bytes, body: str, previous: str) -> str:
@@ -101,7 +110,10 @@ def verify_dossier(
             msg = f"dossier {dossier_id}: event {expected} is missing ({missing})"
             raise TamperedHistoryError(msg)
         if not hmac.compare_digest(event_mac(key, event.body, previous), event.mac):
-            if hmac.compare_digest(event_mac(key, event.body, _claimed_previous(event)), event.mac):
+            claimed = _claimed_previous(event)
+            if claimed is not None and hmac.compare_digest(
+                event_mac(key, event.body, claimed), event.mac
+            ):
                 msg = (
                     f"{where} does not follow event {expected - 1}: deleted, inserted or reordered"
                 )
@@ -122,10 +134,17 @@ def verify_dossier(
         raise TamperedHistoryError(msg)
 
 
-def _claimed_previous(event: StoredEvent) -> str:
-    """The MAC the event's body says it follows (bodies record it), to tell a move from an edit."""
-    claimed = json.loads(event.body).get("previous")
-    return claimed if isinstance(claimed, str) else GENESIS
+def _claimed_previous(event: StoredEvent) -> str | None:
+    """The MAC the event's body says it follows (bodies record it), to tell a move from an edit.
+
+    ``None`` when the body is not an event at all (it was overwritten with anything else).
+    """
+    try:
+        body = json.loads(event.body)
+    except ValueError:
+        return None
+    claimed = body.get("previous") if isinstance(body, dict) else None
+    return claimed if isinstance(claimed, str) else None
 
 
 def verify_chain(

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import sqlalchemy as sa
 
-from dvcflow._dossier import Dossier, decode_changes, encode_changes, replace
+from dvcflow._clock import to_utc
+from dvcflow._dossier import Dossier, Wait, decode_changes, encode_changes, replace
 from dvcflow._kernel import Decision, Event
 from dvcflow._schema import dossiers
 from dvcflow._values import Actor
@@ -96,6 +97,7 @@ def plan_migration(
                 dossiers.c.version,
                 dossiers.c.procedure_version,
                 dossiers.c.state,
+                dossiers.c.data,
             )
             .where(dossiers.c.procedure_code == procedure, dossiers.c.procedure_version != target)
             .order_by(dossiers.c.id)
@@ -106,11 +108,21 @@ def plan_migration(
         if old.lifecycle.state(row.state).final:
             continue
         dest = mapping.get(row.state, row.state)
+        # A waiting dossier also names the states its waits return to.
+        waits = Dossier(**decode_changes(row.data)).waits
+        lost = [
+            name
+            for wait in waits
+            for name in (wait.state, wait.resume)
+            if mapping.get(name, name) not in states
+        ]
         refused = None
         if dest not in states:
             refused = f"state {row.state!r} has no counterpart in the new version; map it"
         elif states[dest].final:
             refused = f"would move to the final state {dest!r}"
+        elif lost:
+            refused = f"it waits to return to {lost[0]!r}, which the new version lacks; map it"
         items.append(
             MigrationItem(
                 row.id, row.code, row.version, row.procedure_version, row.state, dest, refused
@@ -148,12 +160,22 @@ def apply_migration(engine: Engine, plan: MigrationPlan, *, actor: Actor) -> Mig
                 )
                 continue
             before = Dossier(**decode_changes(row.data))
-            now = engine.clock.now()
+            now = to_utc(engine.clock.now(), "now")
             changes: dict[str, Any] = {
                 "procedure_version": plan.to_version,
                 "state": item.to_state,
                 "version": before.version + 1,
             }
+            waits = tuple(
+                Wait(
+                    plan.state_map.get(wait.state, wait.state),
+                    plan.state_map.get(wait.resume, wait.resume),
+                    wait.since,
+                )
+                for wait in before.waits
+            )
+            if waits != before.waits:
+                changes["waits"] = waits
             after = replace(before, changes)
             event = Event(
                 dossier_id=after.id,

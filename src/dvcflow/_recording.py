@@ -14,7 +14,7 @@ import attrs
 from sqlalchemy.engine import Connection
 
 from dvcflow._dossier import Dossier, encode_changes
-from dvcflow._history import GENESIS, canonical, chain_mac, digest, event_mac
+from dvcflow._history import GENESIS, canonical, chain_mac, event_mac, keyed_digest
 from dvcflow._kernel import Decision, EffectKind, Kernel
 from dvcflow._snapshots import DossierSnapshot
 from dvcflow._store import Store
@@ -57,10 +57,12 @@ class Recorder:
     ) -> DossierSnapshot:
         after = decision.dossier
         refs = {
-            kind: {"id": str(uuid.uuid4()), "digest": digest(plain(value))}
+            kind: {"id": str(uuid.uuid4()), "digest": self.personal_digest(plain(value))}
             for kind, value in decision.personal.items()
         }
         columns = {
+            # A migration moves a dossier to another version: the indexed column follows.
+            "procedure_version": after.procedure_version,
             "code": after.code,
             "owner": after.owner,
             "state": after.state,
@@ -86,7 +88,6 @@ class Recorder:
                 connection,
                 id=after.id,
                 procedure_code=after.procedure,
-                procedure_version=after.procedure_version,
                 agency=after.agency,
                 applicant_id=refs["applicant"]["id"] if isinstance(applicant, Applicant) else None,
                 created_at=now,
@@ -107,6 +108,14 @@ class Recorder:
         self._append(connection, kernel, decision, refs)
         self._effects(connection, decision, now)
         return DossierSnapshot(after, decision.status, now)
+
+    def personal_digest(self, value: Any) -> str:  # noqa: ANN401 - any JSON-ready value
+        """A keyed digest of personal data, which events keep after the data is erased.
+
+        Keyed because names, ids and phone numbers are easy to guess: a plain hash left in
+        the history would confirm a guess long after the data itself was erased.
+        """
+        return keyed_digest(self._key, "personal", value)
 
     def identifier_digest(self, identifier: str) -> str:
         """A keyed hash of a citizen id or tax code: finds an applicant without storing the id."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
 
 from dvcflow._history import GENESIS, StoredEvent
 from dvcflow._schema import (
@@ -26,12 +28,13 @@ from dvcflow._schema import (
     commands,
     dossiers,
     events,
+    metadata,
     outbox,
     payloads,
     procedure_versions,
     timers,
 )
-from dvcflow.errors import ConcurrencyError, DvcflowError
+from dvcflow.errors import ConcurrencyError, ConfigurationError, DvcflowError, Problem
 
 __all__ = ["SchemaError", "Store", "StoreUnavailableError"]
 
@@ -77,6 +80,7 @@ class Store:
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000, **engine_options: Any) -> None:  # noqa: ANN401
         self.url = sa.make_url(url)
         self.dialect = self.url.get_backend_name()
+        self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.dialect == "sqlite":
             database = self.url.database or ""
             if database not in {"", ":memory:"}:
@@ -85,6 +89,12 @@ class Store:
                     raise StoreUnavailableError(
                         f"cannot open {database}: folder {folder} does not exist"
                     )
+            else:
+                # An in-memory database exists on one connection: share it between threads,
+                # one at a time (SQLAlchemy's default gives each thread an empty database).
+                engine_options.setdefault("poolclass", StaticPool)
+                engine_options.setdefault("connect_args", {"check_same_thread": False})
+                self._serial = threading.RLock()
             self.engine: Engine = sa.create_engine(self.url, **engine_options)
             sa_event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout_ms))
             sa_event.listen(self.engine, "begin", _begin)
@@ -117,7 +127,8 @@ class Store:
 
         Raises:
             SchemaError: when the database is at a revision this dvcflow does not know
-                (written by a newer dvcflow).
+                (written by a newer dvcflow), or holds another application's tables of the
+                same names.
             StoreUnavailableError: when the database cannot be reached.
         """
         with self.connect(read=False) as connection:
@@ -125,9 +136,14 @@ class Store:
             script = ScriptDirectory.from_config(config)
             head = script.get_current_head() or ""
             current = self._revision(connection)
-            if current is not None and current not in {
-                rev.revision for rev in script.walk_revisions()
-            }:
+            if current is None:
+                taken = sorted(set(sa.inspect(connection).get_table_names()) & set(metadata.tables))
+                if taken:
+                    raise SchemaError(
+                        f"the database has tables named {', '.join(taken)} but no dvcflow schema "
+                        "revision: it belongs to another application",
+                    )
+            elif current not in {rev.revision for rev in script.walk_revisions()}:
                 raise SchemaError(
                     f"the database schema is at revision {current!r}, newer than this dvcflow "
                     f"(which knows up to {head!r}); upgrade dvcflow to open it",
@@ -156,7 +172,7 @@ class Store:
     def connect(self, *, read: bool = True) -> Iterator[Connection]:
         """A connection for reads (or, ``read=False``, for writes the caller commits)."""
         try:
-            with self.engine.connect() as connection:
+            with self._serial, self.engine.connect() as connection:
                 yield connection.execution_options(dvcflow_read=read)
         except DBAPIError as exc:
             raise _translate(exc) from exc
@@ -171,7 +187,7 @@ class Store:
             StoreUnavailableError: the database went away.
         """
         try:
-            with self.engine.begin() as connection:
+            with self._serial, self.engine.begin() as connection:
                 yield connection
         except IntegrityError as exc:
             if _unique_violation(exc):
@@ -190,6 +206,17 @@ class Store:
             sa.select(procedure_versions.c.id).where(procedure_versions.c.id == row["id"])
         ).first()
         if exists is None:
+            latest = connection.execute(
+                sa.select(sa.func.max(procedure_versions.c.published_at)).where(
+                    procedure_versions.c.code == row["code"]
+                )
+            ).scalar()
+            if latest is not None:
+                latest = latest if latest.tzinfo else latest.replace(tzinfo=dt.UTC)
+                # The newest version is the one new dossiers get, also after a restart: keep
+                # publication times strictly increasing, even under a frozen clock.
+                if latest >= row["published_at"]:
+                    row = row | {"published_at": latest + dt.timedelta(microseconds=1)}
             connection.execute(procedure_versions.insert().values(**row))
         return exists is None
 
@@ -263,7 +290,8 @@ class Store:
         erased = connection.execute(
             payloads.update()
             .where(payloads.c.dossier_id == dossier_id, payloads.c.data.is_not(None))
-            .values(data=None, erased_at=at)
+            # sa.null(): a bare None in a JSON column is stored as the JSON text 'null'.
+            .values(data=sa.null(), erased_at=at)
         ).rowcount
         applicant_id = connection.execute(
             sa.select(dossiers.c.applicant_id).where(dossiers.c.id == dossier_id)
@@ -272,7 +300,7 @@ class Store:
             erased += connection.execute(
                 applicants.update()
                 .where(applicants.c.id == applicant_id, applicants.c.data.is_not(None))
-                .values(data=None, erased_at=at)
+                .values(data=sa.null(), erased_at=at)
             ).rowcount
         return int(erased)
 
@@ -424,10 +452,15 @@ class Store:
         applicant_digest: str | None = None,
         due_before: dt.datetime | None = None,
         unresolved: bool = False,
+        ended: Collection[str] = (),
         after: tuple[Any, ...] | None = None,
         limit: int = 50,
     ) -> list[Row[Any]]:
-        """Dossiers matching every filter given, in keyset order ((due_at, id) or id)."""
+        """Dossiers matching every filter given, in keyset order ((due_at, id) or id).
+
+        ``unresolved`` keeps dossiers without a result that are not in one of the ``ended``
+        states.
+        """
         query = sa.select(dossiers)
         if national_status is not None:
             query = query.where(dossiers.c.national_status == national_status)
@@ -442,7 +475,9 @@ class Store:
                 applicants.c.identifier_digest == applicant_digest
             )
         if unresolved:
-            query = query.where(dossiers.c.resolved_at.is_(None))
+            query = query.where(
+                dossiers.c.resolved_at.is_(None), dossiers.c.state.not_in(list(ended))
+            )
         if due_before is not None:
             query = query.where(dossiers.c.due_at.is_not(None), dossiers.c.due_at < due_before)
             if after is not None:
@@ -488,16 +523,58 @@ def default_key_path(store: Store) -> Path | None:
     return None if path is None else path.with_name(path.name + ".key")
 
 
+KEY_BYTES = 32
+"""The size of the embedded default's random history key."""
+
+
 def read_or_create_key(path: Path) -> tuple[bytes, bool]:
     """The key in ``path``, creating a random one (owner-only) when there is none.
 
+    Several processes opening a new database at once all end up with the same key: the file
+    is written in full under a temporary name, then linked into place only if still absent.
+
     Returns:
         The key and whether it was just created.
+
+    Raises:
+        ConfigurationError: the file does not hold a key (64 hex digits).
+        OSError: the file cannot be read or written.
     """
     if path.exists():
-        return bytes.fromhex(path.read_text(encoding="ascii").strip()), False
-    key = os.urandom(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(key.hex() + "\n")
+        return _read_key(path), False
+    key = os.urandom(KEY_BYTES)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(key.hex() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _read_key(path), False
+    finally:
+        temporary.unlink(missing_ok=True)
     return key, True
+
+
+def _read_key(path: Path) -> bytes:
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < KEY_BYTES:
+        # Never guess: a wrong key would make every history look tampered with.
+        raise ConfigurationError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    f"not a history key (want {2 * KEY_BYTES} hex digits); restore the file "
+                    "this database was written with",
+                )
+            ],
+        )
+    return key
