@@ -10,7 +10,7 @@ import attrs
 
 from dvcflow._clock import to_utc
 from dvcflow._dossier import Dossier, decode_changes, encode_changes
-from dvcflow._lifecycle import NationalStatus
+from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 
 __all__ = ["DossierSnapshot", "HistoryEvent", "Page", "aware", "history_event"]
 
@@ -54,10 +54,16 @@ class DossierSnapshot:
         return self.dossier.procedure
 
     def overdue(self, now: dt.datetime) -> bool:
-        """Whether the dossier is past its due date at ``now`` (derived, never stored)."""
+        """Whether the dossier is past its due date at ``now`` (derived, never stored).
+
+        The clock stops at resolution: a result resolved late stays overdue. A dossier that
+        ended without a result (refused, stopped, withdrawn) is not overdue.
+        """
         due, resolved = self.dossier.due_at, self.dossier.resolved_at
+        if due is None or (resolved is None and self.dossier.state in FINAL_STATES):
+            return False
         checked = min(to_utc(now, "now"), resolved) if resolved is not None else to_utc(now, "now")
-        return due is not None and checked > due
+        return checked > due
 
     def to_data(self) -> dict[str, Any]:
         """Plain data, as the command table records an outcome."""
