@@ -341,7 +341,7 @@ class TestTamperedDossierChain:
             db_path,
             "INSERT INTO dossiers SELECT 'impostor', NULL, procedure_code, procedure_version, "
             "agency, owner, applicant_id, state, national_status, due_at, resolved_at, "
-            "created_at, updated_at, version, data FROM dossiers WHERE id = ?",
+            "created_at, updated_at, version, data, last_mac FROM dossiers WHERE id = ?",
             a,
         )
         execute(db_path, "UPDATE events SET dossier_id = 'impostor' WHERE dossier_id = ?", a)
@@ -371,12 +371,19 @@ class TestTamperedDatabaseChain:
         )
         before = replay(json.loads(body)["changes"] for (body,) in bodies)
         data = encode_changes({f.name: getattr(before, f.name) for f in attrs.fields(Dossier)})
+        (newest,) = select(
+            path,
+            "SELECT mac FROM events WHERE dossier_id = ? AND version = ?",
+            dossier_id,
+            version - 1,
+        )[0]
         execute(
             path,
-            "UPDATE dossiers SET version = ?, state = ?, data = ? WHERE id = ?",
+            "UPDATE dossiers SET version = ?, state = ?, data = ?, last_mac = ? WHERE id = ?",
             version - 1,
             before.state,
             json.dumps(data),
+            newest,
             dossier_id,
         )
 

@@ -19,6 +19,7 @@ from dvcflow._clock import Clock, SystemClock, to_utc
 from dvcflow._config import Config
 from dvcflow._dossier import Dossier, decode_changes
 from dvcflow._history import (
+    GENESIS,
     Checkpoint,
     canonical,
     chain_mac,
@@ -401,7 +402,10 @@ class Engine:
             dossier_id=str(uuid.uuid4()) if dossier is None else None,
             code=code,
         )
-        return self.recorder.write(connection, kernel, dossier, decision, now)
+        previous = GENESIS if row is None else row.last_mac
+        return self.recorder.write(
+            connection, kernel, dossier, decision, now, previous_mac=previous
+        )
 
     def _next_code(self, connection: Connection, agency: str, now: dt.datetime) -> str:
         day = now.astimezone(self.config.calendar_for(agency).timezone).date()

@@ -192,6 +192,8 @@ def apply_migration(engine: Engine, plan: MigrationPlan, *, actor: Actor) -> Mig
                 changes=encode_changes(changes),
             )
             decision = Decision(after, event, (), {}, kernel.status(after.state))
-            engine.recorder.write(connection, kernel, before, decision, now)
+            engine.recorder.write(
+                connection, kernel, before, decision, now, previous_mac=row.last_mac
+            )
         applied.append(item)
     return attrs.evolve(plan, items=tuple(applied))

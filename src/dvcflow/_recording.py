@@ -47,19 +47,26 @@ class Recorder:
         self.store = store
         self._key = key
 
-    def write(
+    def write(  # noqa: PLR0913 - the decision and where it lands
         self,
         connection: Connection,
         kernel: Kernel,
         before: Dossier | None,
         decision: Decision,
         now: dt.datetime,
+        *,
+        previous_mac: str = GENESIS,
     ) -> DossierSnapshot:
+        """Write a decision: dossier row (changed columns only), personal data, event, effects.
+
+        ``previous_mac`` is the MAC of the dossier's newest event, kept on its row.
+        """
         after = decision.dossier
         refs = {
             kind: {"id": str(uuid.uuid4()), "digest": self.personal_digest(plain(value))}
             for kind, value in decision.personal.items()
         }
+        event = self._event_row(connection, kernel, decision, refs, previous_mac)
         columns = {
             # A migration moves a dossier to another version: the indexed column follows.
             "procedure_version": after.procedure_version,
@@ -72,6 +79,7 @@ class Recorder:
             "updated_at": now,
             "version": after.version,
             "data": encode_changes({f.name: getattr(after, f.name) for f in attrs.fields(Dossier)}),
+            "last_mac": event["mac"],
         }
         applicant = decision.personal.get("applicant")
         if before is None:
@@ -94,7 +102,23 @@ class Recorder:
                 **columns,
             )
         else:
-            self.store.update_dossier(connection, after.id, before.version, columns)
+            # Columns that did not change stay out of the UPDATE: rewriting an indexed column
+            # with its own value still rewrites its index pages.
+            unchanged = {
+                "procedure_version": before.procedure_version,
+                "code": before.code,
+                "owner": before.owner,
+                "state": before.state,
+                "national_status": decision.status.code if before.state == after.state else None,
+                "due_at": before.due_at,
+                "resolved_at": before.resolved_at,
+            }
+            changed = {
+                name: value
+                for name, value in columns.items()
+                if name not in unchanged or unchanged[name] != value
+            }
+            self.store.update_dossier(connection, after.id, before.version, changed)
         for kind, value in decision.personal.items():
             if kind != "applicant" or before is not None:
                 self.store.insert_payload(
@@ -105,7 +129,7 @@ class Recorder:
                     digest=refs[kind]["digest"],
                     data=plain(value),
                 )
-        self._append(connection, kernel, decision, refs)
+        self.store.append_event(connection, event)
         self._effects(connection, decision, now)
         return DossierSnapshot(after, decision.status, now)
 
@@ -121,18 +145,16 @@ class Recorder:
         """A keyed hash of a citizen id or tax code: finds an applicant without storing the id."""
         return hmac.new(self._key, f"identifier\n{identifier}".encode(), hashlib.sha256).hexdigest()
 
-    def _append(
+    def _event_row(
         self,
         connection: Connection,
         kernel: Kernel,
         decision: Decision,
         personal: Mapping[str, Any],
-    ) -> None:
+        previous: str,
+    ) -> dict[str, Any]:
         event = decision.event
         seq, head = self.store.chain_head(connection)
-        previous = (
-            self.store.last_mac(connection, event.dossier_id) if event.version > 1 else GENESIS
-        )
         body = canonical(
             {
                 "seq": seq + 1,
@@ -156,17 +178,16 @@ class Recorder:
             },
         )
         mac = event_mac(self._key, body, previous)
-        self.store.append_event(
-            connection,
-            seq=seq + 1,
-            chain_mac=chain_mac(self._key, seq + 1, mac, head),
-            dossier_id=event.dossier_id,
-            version=event.version,
-            trigger=event.trigger,
-            at=event.at,
-            body=body,
-            mac=mac,
-        )
+        return {
+            "seq": seq + 1,
+            "chain_mac": chain_mac(self._key, seq + 1, mac, head),
+            "dossier_id": event.dossier_id,
+            "version": event.version,
+            "trigger": event.trigger,
+            "at": event.at,
+            "body": body,
+            "mac": mac,
+        }
 
     def _effects(self, connection: Connection, decision: Decision, now: dt.datetime) -> None:
         dossier_id = decision.dossier.id

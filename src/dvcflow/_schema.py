@@ -88,6 +88,7 @@ dossiers = Table(
     Column("updated_at", Instant, nullable=False),
     Column("version", Integer, nullable=False),
     Column("data", JSON, nullable=False, comment="the kernel's dossier value"),
+    Column("last_mac", String(64), nullable=False, comment="MAC of the newest event"),
     Index(None, "national_status", "id"),
     Index(None, "agency", "id"),
     Index(None, "procedure_code", "id"),

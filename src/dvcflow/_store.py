@@ -236,13 +236,15 @@ class Store:
     # -- dossiers ----------------------------------------------------------------------------
 
     def dossier(self, connection: Connection, ref: str) -> Row[Any] | None:
-        """The dossier with id or code ``ref``."""
-        query = sa.select(dossiers).where(sa.or_(dossiers.c.id == ref, dossiers.c.code == ref))
-        return connection.execute(query).first()
+        """The dossier with id or code ``ref`` (one index probe when it is the id)."""
+        row = connection.execute(_DOSSIER_BY_ID, {"ref": ref}).first()
+        if row is None:
+            row = connection.execute(_DOSSIER_BY_CODE, {"ref": ref}).first()
+        return row
 
     def insert_dossier(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
         """Store a new dossier."""
-        connection.execute(dossiers.insert().values(**row))
+        connection.execute(_INSERT_DOSSIER, row)
 
     def update_dossier(
         self, connection: Connection, dossier_id: str, expected: int, row: Mapping[str, Any]
@@ -253,9 +255,7 @@ class Store:
             ConcurrencyError: when another command moved it first.
         """
         result = connection.execute(
-            dossiers.update()
-            .where(dossiers.c.id == dossier_id, dossiers.c.version == expected)
-            .values(**row)
+            _UPDATE_DOSSIER, {"b_id": dossier_id, "b_expected": expected, **row}
         )
         if result.rowcount != 1:
             raise ConcurrencyError(
@@ -324,29 +324,14 @@ class Store:
 
     def chain_head(self, connection: Connection) -> tuple[int, str]:
         """The database-wide chain's head, locked until the transaction ends (PostgreSQL)."""
-        query = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
-        if self.dialect != "sqlite":
-            query = query.with_for_update()
+        query = _CHAIN_HEAD if self.dialect == "sqlite" else _CHAIN_HEAD_LOCKED
         row = connection.execute(query).one()
         return int(row.seq), str(row.mac)
 
-    def last_mac(self, connection: Connection, dossier_id: str) -> str:
-        """The MAC of the dossier's newest event."""
-        query = (
-            sa.select(events.c.mac)
-            .where(events.c.dossier_id == dossier_id)
-            .order_by(events.c.version.desc())
-            .limit(1)
-        )
-        mac = connection.execute(query).scalar()
-        return GENESIS if mac is None else str(mac)
-
-    def append_event(self, connection: Connection, *, seq: int, chain_mac: str, **row: Any) -> None:  # noqa: ANN401
+    def append_event(self, connection: Connection, row: Mapping[str, Any]) -> None:
         """Append an event and move the chain head to it."""
-        connection.execute(events.insert().values(seq=seq, chain_mac=chain_mac, **row))
-        connection.execute(
-            chain_head.update().where(chain_head.c.id == 1).values(seq=seq, mac=chain_mac)
-        )
+        connection.execute(_INSERT_EVENT, row)
+        connection.execute(_MOVE_HEAD, {"b_seq": row["seq"], "b_mac": row["chain_mac"]})
 
     def events_of(self, connection: Connection, dossier_id: str) -> list[StoredEvent]:
         """A dossier's events, oldest first."""
@@ -380,16 +365,16 @@ class Store:
 
     def recorded_command(self, connection: Connection, command_id: str) -> Row[Any] | None:
         """A command seen before, with its fingerprint and outcome."""
-        return connection.execute(sa.select(commands).where(commands.c.id == command_id)).first()
+        return connection.execute(_COMMAND, {"b_id": command_id}).first()
 
     def record_command(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
         """Remember a successful command's outcome under its id."""
-        connection.execute(commands.insert().values(**row))
+        connection.execute(_INSERT_COMMAND, row)
 
     def add_outbox(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Queue effects for the outbox worker."""
         if rows:
-            connection.execute(outbox.insert(), list(rows))
+            connection.execute(_INSERT_OUTBOX, list(rows))
 
     def outbox_rows(self, connection: Connection, dossier_id: str | None = None) -> list[Row[Any]]:
         """Queued effects, oldest first (all, or one dossier's)."""
@@ -497,6 +482,28 @@ class Store:
         return int(
             connection.execute(sa.select(sa.func.count()).select_from(tables[table])).scalar_one()
         )
+
+
+# Statements of the command path, built once: building and hashing a new SQLAlchemy statement
+# on every call cost more than executing it.
+_DOSSIER_BY_ID = sa.select(dossiers).where(dossiers.c.id == sa.bindparam("ref"))
+_DOSSIER_BY_CODE = sa.select(dossiers).where(dossiers.c.code == sa.bindparam("ref"))
+_INSERT_DOSSIER = dossiers.insert()
+_UPDATE_DOSSIER = dossiers.update().where(
+    dossiers.c.id == sa.bindparam("b_id"),
+    dossiers.c.version == sa.bindparam("b_expected"),
+)
+_CHAIN_HEAD = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
+_CHAIN_HEAD_LOCKED = _CHAIN_HEAD.with_for_update()
+_INSERT_EVENT = events.insert()
+_MOVE_HEAD = (
+    chain_head.update()
+    .where(chain_head.c.id == 1)
+    .values(seq=sa.bindparam("b_seq"), mac=sa.bindparam("b_mac"))
+)
+_COMMAND = sa.select(commands).where(commands.c.id == sa.bindparam("b_id"))
+_INSERT_COMMAND = commands.insert()
+_INSERT_OUTBOX = outbox.insert()
 
 
 def _stored(row: Row[Any]) -> StoredEvent:

@@ -142,6 +142,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False, comment="the kernel's dossier value"),
+        sa.Column(
+            "last_mac", sa.String(length=64), nullable=False, comment="MAC of the newest event"
+        ),
         sa.ForeignKeyConstraint(
             ["applicant_id"], ["applicants.id"], name=op.f("fk_dossiers_applicant_id_applicants")
         ),
