@@ -9,7 +9,7 @@ from dvcflow._codes import CodeFormat, CodePeriod
 from dvcflow._config import Config
 from dvcflow._deadlines import DayCounting, DeadlineRules, DueDateChange, Timeliness
 from dvcflow._dossier import Dossier, FeeObligation, Wait, replay
-from dvcflow._engine import CommandConflictError, Engine, retry
+from dvcflow._engine import Engine, retry
 from dvcflow._history import Checkpoint
 from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
 from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
@@ -34,7 +34,6 @@ from dvcflow._procedure import (
 from dvcflow._reasons import REASONS, Reason
 from dvcflow._rulepacks import ContactRule, RulePacks, RulePackSpec, ServiceModel
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page
-from dvcflow._store import SchemaError, StoreUnavailableError
 from dvcflow._values import (
     ROLES,
     Actor,
@@ -53,6 +52,7 @@ from dvcflow._values import (
 from dvcflow._visits import count_visits
 from dvcflow.errors import (
     CalendarError,
+    CommandConflictError,
     ConcurrencyError,
     ConfigurationError,
     DvcflowError,
@@ -62,7 +62,9 @@ from dvcflow.errors import (
     PermissionDeniedError,
     Problem,
     RefusedError,
+    SchemaError,
     SignatureError,
+    StoreUnavailableError,
     TamperedHistoryError,
 )
 from dvcflow.levels import Level, OnlineClass

@@ -10,8 +10,13 @@ from typing import TextIO
 
 from dvcflow._catalog import check_files
 from dvcflow._commands import DEFAULT_DB, add_database_commands
-from dvcflow._store import SchemaError, StoreUnavailableError
-from dvcflow.errors import DvcflowError, InvalidDefinitionError, NotFoundError
+from dvcflow.errors import (
+    DvcflowError,
+    InvalidDefinitionError,
+    NotFoundError,
+    SchemaError,
+    StoreUnavailableError,
+)
 
 __all__ = ["EXIT_ENVIRONMENT", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
 

@@ -33,9 +33,10 @@ from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
-from dvcflow._store import Store, StoreUnavailableError, default_key_path, read_or_create_key
+from dvcflow._store import Store, default_key_path, read_or_create_key
 from dvcflow._values import Actor, Applicant, Channel, DeliveryMethod
 from dvcflow.errors import (
+    CommandConflictError,
     ConcurrencyError,
     ConfigurationError,
     DvcflowError,
@@ -43,18 +44,15 @@ from dvcflow.errors import (
     NotFoundError,
     Problem,
     RefusedError,
+    StoreUnavailableError,
     TamperedHistoryError,
 )
 
-__all__ = ["CommandConflictError", "DossierSnapshot", "Engine", "HistoryEvent", "Page", "retry"]
+__all__ = ["Engine", "retry"]
 
 logger = logging.getLogger("dvcflow")
 
 T = TypeVar("T")
-
-
-class CommandConflictError(DvcflowError):
-    """A ``command_id`` seen before arrived with a different command (trigger, actor or payload)."""
 
 
 def retry(

@@ -34,17 +34,16 @@ from dvcflow._schema import (
     procedure_versions,
     timers,
 )
-from dvcflow.errors import ConcurrencyError, ConfigurationError, DvcflowError, Problem
+from dvcflow.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    DvcflowError,
+    Problem,
+    SchemaError,
+    StoreUnavailableError,
+)
 
-__all__ = ["SchemaError", "Store", "StoreUnavailableError"]
-
-
-class StoreUnavailableError(DvcflowError):
-    """The database cannot be reached or opened (a connection, file or permission problem)."""
-
-
-class SchemaError(DvcflowError):
-    """The database schema does not match this version of dvcflow (newer, or not dvcflow's)."""
+__all__ = ["Store"]
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:  # noqa: ANN401 - a SQLAlchemy listener

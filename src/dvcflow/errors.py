@@ -8,6 +8,7 @@ import attrs
 
 __all__ = [
     "CalendarError",
+    "CommandConflictError",
     "ConcurrencyError",
     "ConfigurationError",
     "DvcflowError",
@@ -17,7 +18,9 @@ __all__ = [
     "PermissionDeniedError",
     "Problem",
     "RefusedError",
+    "SchemaError",
     "SignatureError",
+    "StoreUnavailableError",
     "TamperedHistoryError",
 ]
 
@@ -115,6 +118,18 @@ class PermissionDeniedError(RefusedError):
 
 class ConcurrencyError(DvcflowError):
     """Another command changed the dossier first; nothing was written. Retry the command."""
+
+
+class CommandConflictError(DvcflowError):
+    """A ``command_id`` seen before arrived with a different command (trigger, actor or payload)."""
+
+
+class StoreUnavailableError(DvcflowError):
+    """The database cannot be reached or opened (a connection, file or permission problem)."""
+
+
+class SchemaError(DvcflowError):
+    """The database schema does not match this version of dvcflow (newer, or not dvcflow's)."""
 
 
 class SignatureError(DvcflowError):
