@@ -951,8 +951,8 @@ def _compare(setup: Setup, *, profile: bool) -> None:
         print(
             "The floors write what the command writes: the dossier row (the columns dvcflow's"
             " UPDATE sets, data as JSON),\nan event of the same size, one outbox row. dvcflow"
-            " also reads the chain head and the dossier's previous MAC\nand moves the chain"
-            " head. p99: the commits that run SQLite's automatic WAL checkpoint (at 1,000"
+            " also reads the chain head (the dossier's previous MAC is on its row)\nand moves"
+            " the chain head. p99: the commits that run SQLite's automatic WAL checkpoint (at 1,000"
             " pages)."
         )
         print()
