@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
-from transitions import Machine
+from transitions import Machine, Transition
 
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._clock import to_utc
@@ -207,13 +207,36 @@ def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
     return checks
 
 
+class _Transition(Transition):
+    """An edge that, once its conditions pass, only moves the model.
+
+    The kernel registers no enter, exit, before or after callbacks (its effects are computed
+    by the handlers, its edge recorded by the last condition), so transitions' callback
+    machinery would only run empty lists; skipping it halves the cost of a state change.
+    """
+
+    def execute(self, event_data: Any) -> bool:  # noqa: ANN401 - transitions' EventData
+        for condition in self.conditions:
+            if not condition.check(event_data):
+                return False
+        if self.dest:
+            event_data.model.state = self.dest
+        return True
+
+
+class _Machine(Machine):
+    """transitions' Machine with `_Transition` edges."""
+
+    transition_cls = _Transition
+
+
 def compile_machine(spec: LifecycleSpec) -> Machine:
     """One transitions `Machine` for a lifecycle, shared by every dossier of the version.
 
     ``auto_transitions`` stays off (it would bypass every guard); dossiers are moved through
     ``machine.events[trigger].trigger(model)`` with an unregistered model.
     """
-    machine = Machine(
+    machine = _Machine(
         model=None,
         states=[INITIAL, *(state.name for state in spec.states)],
         initial=INITIAL,
@@ -275,6 +298,12 @@ class Kernel:
             if edge.trigger not in triggers:
                 self._by_state[edge.source] = (*triggers, edge.trigger)
         self._statuses = {state.name: state.status for state in self.lifecycle.states}
+        self._finals = frozenset(state.name for state in self.lifecycle.states if state.final)
+        self._packs = {pack.name: pack for pack in self.rule_packs}
+        self._roles = {
+            key: frozenset().union(*(edge.roles for edge in edges))
+            for key, edges in self._edges.items()
+        }
         self._triggers = self.lifecycle.triggers
 
     def status(self, state: str) -> NationalStatus:
@@ -284,7 +313,8 @@ class Kernel:
     def pack_for(self, dossier: Dossier | None, now: dt.datetime) -> RulePackSpec:
         """The rule pack a dossier is pinned to, or the one a new dossier gets at ``now``."""
         if dossier is not None and dossier.rule_pack:
-            return self.rule_packs.get(dossier.rule_pack)
+            pinned = self._packs.get(dossier.rule_pack)
+            return pinned if pinned is not None else self.rule_packs.get(dossier.rule_pack)
         if self.procedure.rule_pack is not None:
             return self.rule_packs.get(self.procedure.rule_pack)
         return self.rule_packs.in_force(now)
@@ -297,7 +327,10 @@ class Kernel:
         self, edges: Sequence[TransitionSpec], dossier: Dossier | None, actor: Actor
     ) -> list[str]:
         """Role and scope reasons against ``actor``; ``dossier`` is ``None`` for a new one."""
-        roles: frozenset[str] = frozenset().union(*(edge.roles for edge in edges))
+        first = edges[0]
+        roles = self._roles.get((first.source, first.trigger))
+        if roles is None:
+            roles = frozenset().union(*(edge.roles for edge in edges))
         held = actor.roles & roles
         if not held:
             return ["role_missing"]
@@ -437,7 +470,7 @@ class Kernel:
             waits = waits[:-1]
         elif target in WAITING_STATES and target != source:
             waits = (*waits, Wait(target, source, plan.now))
-        if self.lifecycle.state(target).final:
+        if target in self._finals:
             waits = ()
         if waits != dossier.waits:
             plan.changes["waits"] = waits
