@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -51,6 +50,7 @@ from dvcflow import (
     retry,
 )
 from dvcflow._demo import happy_path
+from pg import Database
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=VN)
@@ -120,19 +120,14 @@ LEADER = staff("leader")
 CITIZEN = Actor.citizen("citizen-1")
 
 
-def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every dvcflow table, read straight from the file."""
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        return {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608
-            for table in TABLES
-        }
+def dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every dvcflow table, read straight from the database."""
+    return {table: db.rows(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}  # noqa: S608
 
 
-def rows(path: Path, query: str, *args: object) -> list[tuple[Any, ...]]:
-    """The rows of one query on the file."""
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        return connection.execute(query, args).fetchall()
+def rows(db: Database, query: str, *args: object) -> list[tuple[Any, ...]]:
+    """The rows of one query on the database (``?`` placeholders on both back ends)."""
+    return db.rows(query, *args)
 
 
 def receive(  # noqa: PLR0913 - the parts of an intake, all keyword-only
@@ -234,26 +229,20 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the test's SQLite file lives."""
-    return tmp_path / "dvcflow.db"
+def url(db: Database) -> str:
+    """The test database's URL (SQLite file or PostgreSQL database)."""
+    return db.url
 
 
 @pytest.fixture
-def url(db_path: Path) -> str:
-    """The test database's URL."""
-    return f"sqlite:///{db_path}"
-
-
-@pytest.fixture
-def opened(url: str, catalog: Catalog, clock: FrozenClock) -> Iterator[Callable[..., Engine]]:
+def opened(db: Database, catalog: Catalog, clock: FrozenClock) -> Iterator[Callable[..., Engine]]:
     """Open engines on the test database (catalogue and clock by default); all closed after."""
     engines: list[Engine] = []
 
     def open_engine(**options: Any) -> Engine:
         options.setdefault("catalog", catalog)
         options.setdefault("clock", clock)
-        engine = Engine.open(url, **options)
+        engine = Engine.open(db.url, **db.options(options))
         engines.append(engine)
         return engine
 
@@ -281,7 +270,7 @@ class TestSubmit:
         assert snapshot.dossier.channel is Channel.ONLINE
         assert snapshot.procedure == BIRTH
 
-    def test_representative_files_for_the_owner(self, engine: Engine, db_path: Path) -> None:
+    def test_representative_files_for_the_owner(self, engine: Engine, db: Database) -> None:
         """A representative's submission is owned by the person represented, and says so."""
         representative = Actor.representative("rep-1", acting_for="citizen-9")
         snapshot = engine.submit(
@@ -299,7 +288,7 @@ class TestSubmit:
             "citizen-9",
             ("representative",),
         )
-        ((body,),) = rows(db_path, "SELECT body FROM events WHERE dossier_id = ?", snapshot.id)
+        ((body,),) = rows(db, "SELECT body FROM events WHERE dossier_id = ?", snapshot.id)
         recorded = json.loads(body)
         assert recorded["channel"] == "online"
         assert recorded["procedure_version"] == engine.current_version(BIRTH)
@@ -339,39 +328,39 @@ class TestSubmit:
         assert engine.personal_data(snapshot.id)["applicant"]["name"] == "Nguyễn Văn An"
 
     def test_unknown_procedure_is_not_found_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """Submitting to a procedure never published raises NotFoundError and writes nothing."""
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(NotFoundError, match=r"9\.999999"):
             engine.submit("9.999999", applicant=AN, actor=CITIZEN, form={}, command_id="c-1")
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_actor_without_the_role_is_denied_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """A citizen cannot receive at the counter: PermissionDeniedError, nothing written."""
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(PermissionDeniedError) as caught:
             receive(engine, actor=CITIZEN, command_id="c-1")
         assert caught.value.reasons == ("role_missing",)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_officer_of_another_agency_is_denied_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """An officer of another agency cannot receive the dossier: wrong_agency."""
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(PermissionDeniedError) as caught:
             receive(engine, actor=staff("receiving_officer", "UBND-XA.001"))
         assert caught.value.reasons == ("wrong_agency",)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_form_that_does_not_match_the_fields_is_refused_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """A wrong type and a missing required field are refused as form_invalid."""
-        before = dump(db_path)
+        before = dump(db)
         bad = {"business_name": "Tạp hóa An", "capital_vnd": "nhiều"}
         with pytest.raises(RefusedError) as caught:
             receive(engine, form=bad, command_id="c-1")
@@ -379,13 +368,13 @@ class TestSubmit:
         assert caught.value.reasons == ("form_invalid",)
         assert "capital_vnd" in str(caught.value)
         assert "business_lines" in str(caught.value)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_unpaid_charge_is_refused_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """A counter intake of a prepaid procedure without the charge collected is refused."""
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(RefusedError) as caught:
             engine.submit(
                 HOUSEHOLD,
@@ -396,7 +385,7 @@ class TestSubmit:
                 documents=["application"],
             )
         assert caught.value.reasons == ("fees_unpaid",)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
 
 class TestFire:
@@ -435,48 +424,48 @@ class TestFire:
         assert started.dossier.assignee == "cv-7"
 
     def test_unknown_dossier_is_not_found_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """Firing at a dossier that does not exist raises NotFoundError and writes nothing."""
         receive(engine)
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(NotFoundError, match="no-such-dossier"):
             engine.fire("no-such-dossier", "start", actor=HEAD, payload={"specialist": "cv-7"})
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_actor_without_the_role_is_denied_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """A specialist cannot assign: PermissionDeniedError with the triggers allowed instead."""
         received = receive(engine)
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(PermissionDeniedError) as caught:
             engine.fire(received.id, "start", actor=SPECIALIST, payload={"specialist": "cv-7"})
         assert caught.value.reasons == ("role_missing",)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_trigger_not_possible_in_the_state_is_refused_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """Resolving a dossier that was only received is invalid_in_state; nothing written."""
         received = receive(engine)
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(RefusedError) as caught:
             engine.fire(received.id, "resolve", actor=LEADER, payload={"result": "r"})
         assert caught.value.reasons == ("invalid_in_state",)
-        assert dump(db_path) == before
+        assert dump(db) == before
         assert engine.get(received.id) == received
 
     def test_each_command_writes_one_event_and_moves_the_version(
-        self, engine: Engine, clock: FrozenClock, db_path: Path
+        self, engine: Engine, clock: FrozenClock, db: Database
     ) -> None:
         """A successful command adds exactly one event and one to the dossier's version."""
         snapshot = to_processing(engine, clock)
-        events = len(rows(db_path, "SELECT seq FROM events"))
+        events = len(rows(db, "SELECT seq FROM events"))
         after = engine.fire(snapshot.id, "assign", actor=HEAD, payload={"specialist": "cv-9"})
         assert after.version == snapshot.version + 1
-        assert len(rows(db_path, "SELECT seq FROM events")) == events + 1
-        assert rows(db_path, "SELECT version FROM dossiers WHERE id = ?", after.id) == [(3,)]
+        assert len(rows(db, "SELECT seq FROM events")) == events + 1
+        assert rows(db, "SELECT version FROM dossiers WHERE id = ?", after.id) == [(3,)]
 
 
 class TestGet:
@@ -513,11 +502,11 @@ class TestGet:
 
 class TestAvailable:
     def test_lists_allowed_and_refused_triggers_without_writing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """The officer may receive or refuse a submitted dossier; the citizen may not."""
         submitted = submit_birth(engine)
-        before = dump(db_path)
+        before = dump(db)
         officer = staff("receiving_officer", "UBND-XA.001")
         actions = {action.trigger: action for action in engine.available(submitted.id, officer)}
         assert actions["receive"].allowed
@@ -525,7 +514,7 @@ class TestAvailable:
         citizen = {action.trigger: action for action in engine.available(submitted.id, CITIZEN)}
         assert not citizen["receive"].allowed
         assert citizen["receive"].reasons == ("role_missing",)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
 
 class TestHistory:
@@ -552,31 +541,31 @@ class TestHistory:
         assert set(history[0].personal) == {"applicant", "documents", "form"}
         assert engine.history(snapshot.id) == history
 
-    def test_due_dates_and_timers_are_recorded(self, engine: Engine, db_path: Path) -> None:
+    def test_due_dates_and_timers_are_recorded(self, engine: Engine, db: Database) -> None:
         """Reception records the due-date change and sets a reminder and an escalation."""
         received = receive(engine)
         first = engine.history(received.id)[0]
         assert first.data["due_change"]["new"] == received.due_at.isoformat()  # type: ignore[union-attr]
         timers = rows(
-            db_path, "SELECT name, trigger, active FROM timers WHERE dossier_id = ?", received.id
+            db, "SELECT name, trigger, active FROM timers WHERE dossier_id = ?", received.id
         )
         assert sorted(timers) == [("due_escalation", None, 1), ("due_reminder", None, 1)]
 
 
 class TestIdempotency:
     def test_repeated_submit_returns_the_outcome_and_writes_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """The same intake sent twice with one command id creates one dossier."""
         first = receive(engine, command_id="intake-1")
-        before = dump(db_path)
+        before = dump(db)
         again = receive(engine, command_id="intake-1")
         assert again == first
-        assert dump(db_path) == before
+        assert dump(db) == before
         assert len(before["dossiers"]) == 1
 
     def test_repeated_fire_returns_the_recorded_outcome_even_later(
-        self, engine: Engine, clock: FrozenClock, db_path: Path
+        self, engine: Engine, clock: FrozenClock, db: Database
     ) -> None:
         """A command id repeated after later commands returns the outcome it had."""
         received = receive(engine)
@@ -585,17 +574,17 @@ class TestIdempotency:
         )
         clock.advance(HALF_HOUR)
         engine.fire(received.id, "assign", actor=HEAD, payload={"specialist": "cv-2"})
-        before = dump(db_path)
+        before = dump(db)
         again = engine.fire(
             received.id, "start", actor=HEAD, payload={"specialist": "cv-1"}, command_id="s-1"
         )
         assert again == started
         assert again.version == 2
-        assert dump(db_path) == before
+        assert dump(db) == before
         assert engine.get(received.id).version == 3
 
     def test_repeated_fire_by_code_returns_the_outcome_recorded_by_id(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """The same command addressed by code instead of id is the same command."""
         received = receive(engine)
@@ -603,12 +592,12 @@ class TestIdempotency:
         started = engine.fire(
             received.id, "start", actor=HEAD, payload={"specialist": "cv-1"}, command_id="s-1"
         )
-        before = dump(db_path)
+        before = dump(db)
         again = engine.fire(
             received.code, "start", actor=HEAD, payload={"specialist": "cv-1"}, command_id="s-1"
         )
         assert again == started
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     @pytest.mark.parametrize(
         ("trigger", "actor", "payload"),
@@ -622,7 +611,7 @@ class TestIdempotency:
     def test_same_id_for_another_command_is_a_conflict_and_writes_nothing(
         self,
         engine: Engine,
-        db_path: Path,
+        db: Database,
         trigger: str,
         actor: Actor,
         payload: dict[str, Any],
@@ -632,10 +621,10 @@ class TestIdempotency:
         engine.fire(
             received.id, "start", actor=HEAD, payload={"specialist": "cv-1"}, command_id="s-1"
         )
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(CommandConflictError, match="s-1"):
             engine.fire(received.id, trigger, actor=actor, payload=payload, command_id="s-1")
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_same_id_on_another_dossier_is_a_conflict(self, engine: Engine) -> None:
         """A command id used on one dossier cannot act on another."""
@@ -656,7 +645,7 @@ class TestIdempotency:
         assert len(engine.find().items) == 1
 
     def test_refused_command_records_nothing_and_is_evaluated_again(
-        self, engine: Engine, clock: FrozenClock, db_path: Path
+        self, engine: Engine, clock: FrozenClock, db: Database
     ) -> None:
         """A refused command leaves no command id; the same id later succeeds when possible."""
         submitted = engine.submit(
@@ -668,12 +657,12 @@ class TestIdempotency:
             delivery=DeliveryMethod.POSTAL,
         )
         officer = staff("receiving_officer", "STP.01")
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(RefusedError) as caught:
             engine.fire(submitted.id, "receive", actor=officer, command_id="r-1")
         assert caught.value.reasons == ("fees_unpaid",)
-        assert dump(db_path) == before
-        assert rows(db_path, "SELECT id FROM commands WHERE id = 'r-1'") == []
+        assert dump(db) == before
+        assert rows(db, "SELECT id FROM commands WHERE id = 'r-1'") == []
         clock.advance(HALF_HOUR)
         engine.fire(
             submitted.id,
@@ -875,7 +864,7 @@ class TestFind:
 
 class TestTick:
     def test_due_timers_fire_exactly_once(
-        self, engine: Engine, clock: FrozenClock, db_path: Path
+        self, engine: Engine, clock: FrozenClock, db: Database
     ) -> None:
         """The reminder and escalation fire once when due, then never again."""
         received = receive(engine)
@@ -887,9 +876,9 @@ class TestTick:
             (received.id, "due_reminder", "notified"),
         ]
         assert engine.tick() == []
-        reminders = rows(db_path, "SELECT key FROM outbox WHERE key LIKE 'timer:%'")
+        reminders = rows(db, "SELECT key FROM outbox WHERE key LIKE 'timer:%'")
         assert len(reminders) == 2
-        assert rows(db_path, "SELECT COUNT(*) FROM timers WHERE active") == [(0,)]
+        assert rows(db, "SELECT COUNT(*) FROM timers WHERE active") == [(0,)]
 
     def test_two_engines_on_one_file_fire_each_timer_once(
         self, opened: Callable[..., Engine], clock: FrozenClock
@@ -911,7 +900,7 @@ class TestTick:
         assert len(engine.tick(received.due_at + dt.timedelta(days=1))) == 2
 
     def test_supplement_expiry_stops_the_dossier(
-        self, engine: Engine, clock: FrozenClock, db_path: Path
+        self, engine: Engine, clock: FrozenClock, db: Database
     ) -> None:
         """An unanswered supplement request stops processing when its timer fires (policy)."""
         processing = to_processing(engine, clock)
@@ -929,7 +918,7 @@ class TestTick:
         assert stopped.national_status is NationalStatus.UNRESOLVED
         last = engine.history(processing.id)[-1]
         assert (last.trigger, last.actor) == ("expire_supplement", "system")
-        assert rows(db_path, "SELECT COUNT(*) FROM timers WHERE active") == [(0,)]
+        assert rows(db, "SELECT COUNT(*) FROM timers WHERE active") == [(0,)]
         assert engine.tick(due + dt.timedelta(days=60)) == []
         assert engine.verify_history(processing.id) == stopped.version
         assert replay(e.changes for e in engine.history(processing.id)) == stopped.dossier
@@ -985,7 +974,7 @@ class TestPublish:
         return attrs.evolve(procedure, cases=(case,), name=Text(f"Hộ kinh doanh ({name})"))
 
     def test_a_changed_procedure_is_a_new_version_and_pins_new_dossiers_only(
-        self, engine: Engine, clock: FrozenClock, catalog: Catalog, db_path: Path
+        self, engine: Engine, clock: FrozenClock, catalog: Catalog, db: Database
     ) -> None:
         """Running dossiers stay on their version; new ones use the new version's durations."""
         old = engine.current_version(HOUSEHOLD)
@@ -1003,7 +992,7 @@ class TestPublish:
         started = engine.fire(running.id, "start", actor=HEAD, payload={"specialist": "cv"})
         assert started.dossier.procedure_version == old
         assert started.due_at == running.due_at
-        stored = rows(db_path, "SELECT id FROM procedure_versions WHERE code = ?", HOUSEHOLD)
+        stored = rows(db, "SELECT id FROM procedure_versions WHERE code = ?", HOUSEHOLD)
         assert sorted(stored) == sorted([(old,), (new,)])
         assert engine.history(running.id)[-1].changes.get("procedure_version") is None
 
@@ -1019,14 +1008,14 @@ class TestPublish:
             assert reopened.current_version(HOUSEHOLD) == current, number
 
     def test_versions_are_immutable_rows(
-        self, engine: Engine, catalog: Catalog, db_path: Path
+        self, engine: Engine, catalog: Catalog, db: Database
     ) -> None:
         """A stored version's definition is its content hash's canonical JSON, never rewritten."""
         version = engine.current_version(HOUSEHOLD)
-        before = rows(db_path, "SELECT definition FROM procedure_versions WHERE id = ?", version)
+        before = rows(db, "SELECT definition FROM procedure_versions WHERE id = ?", version)
         engine.publish([self.changed(catalog)])
         engine.publish(catalog)
-        after = rows(db_path, "SELECT definition FROM procedure_versions WHERE id = ?", version)
+        after = rows(db, "SELECT definition FROM procedure_versions WHERE id = ?", version)
         assert before == after
         assert dvcflow._kernel.content_hash(catalog.get(HOUSEHOLD)) == version
 
@@ -1059,12 +1048,12 @@ class TestMigration:
         return made
 
     def test_plan_lists_running_dossiers_and_refuses_unmapped_states(
-        self, engine: Engine, dossiers: dict[str, str], db_path: Path
+        self, engine: Engine, dossiers: dict[str, str], db: Database
     ) -> None:
         """The dry run lists running dossiers; one in a state the new version lacks is refused."""
-        before = dump(db_path)
+        before = dump(db)
         plan = engine.plan_migration("1.009994")
-        assert dump(db_path) == before
+        assert dump(db) == before
         items = {item.dossier_id: item for item in plan.items}
         assert set(items) == {dossiers["appraisal"], dossiers["site_inspection"]}
         assert items[dossiers["appraisal"]].ok
@@ -1162,16 +1151,16 @@ SPECIALIST_3 = staff("specialist", "UBND-HUYEN.003")
 
 class TestOpen:
     def test_dossiers_survive_close_and_reopen(
-        self, url: str, catalog: Catalog, clock: FrozenClock
+        self, db: Database, catalog: Catalog, clock: FrozenClock
     ) -> None:
         """A reopened engine (no catalogue given) reads, verifies and moves the same dossiers."""
-        engine = Engine.open(url, catalog=catalog, clock=clock)
+        engine = Engine.open(db.url, **db.options({"catalog": catalog, "clock": clock}))
         try:
             received = receive(engine)
             checkpoint = engine.checkpoint()
         finally:
             engine.close()
-        engine = Engine.open(url, clock=clock)
+        engine = Engine.open(db.url, **db.options({"clock": clock}))
         try:
             assert engine.get(received.id) == received
             assert engine.verify_history(received.id, checkpoint=checkpoint) == 1
@@ -1181,14 +1170,16 @@ class TestOpen:
         finally:
             engine.close()
 
+    @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
     def test_embedded_key_is_owner_only_and_reused(
         self,
         opened: Callable[..., Engine],
-        db_path: Path,
+        db: Database,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         """The key file beside the database is 0600, said once, and the same on reopening."""
-        key_path = db_path.with_name("dvcflow.db.key")
+        assert db.path is not None
+        key_path = db.path.with_name("dvcflow.db.key")
         with caplog.at_level(logging.WARNING, logger="dvcflow"):
             engine = opened()
             received = receive(engine)
@@ -1205,14 +1196,16 @@ class TestOpen:
         assert key_path.read_bytes() == key
         assert again.verify_history(received.id) == 1
 
+    @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
     def test_configured_key_comes_from_the_environment(
-        self, opened: Callable[..., Engine], db_path: Path
+        self, opened: Callable[..., Engine], db: Database
     ) -> None:
         """With `history.key_env` no key file is made; another key fails verification."""
         config = Config(history_key_env="DVCFLOW_TEST_KEY")
         engine = opened(config=config, environ={"DVCFLOW_TEST_KEY": "11" * 32})
         received = receive(engine)
-        assert not db_path.with_name("dvcflow.db.key").exists()
+        assert db.path is not None
+        assert not db.path.with_name("dvcflow.db.key").exists()
         assert opened(config=config, environ={"DVCFLOW_TEST_KEY": "11" * 32}).verify_history(
             received.id
         )
@@ -1221,24 +1214,25 @@ class TestOpen:
             wrong.verify_history(received.id)
 
     def test_missing_configured_key_is_a_configuration_error_and_writes_nothing(
-        self, url: str, db_path: Path, catalog: Catalog
+        self, url: str, db: Database, catalog: Catalog
     ) -> None:
         """A configured key variable that is not set: ConfigurationError naming it, no database."""
         config = Config(history_key_env="DVCFLOW_TEST_KEY")
         with pytest.raises(ConfigurationError, match="DVCFLOW_TEST_KEY is not set"):
             Engine.open(url, catalog=catalog, config=config, environ={})
-        assert not db_path.exists()
+        assert db.untouched()
 
     def test_bad_configuration_file_is_a_configuration_error(
-        self, url: str, db_path: Path, tmp_path: Path
+        self, url: str, db: Database, tmp_path: Path
     ) -> None:
         """An unknown key in the configuration file is reported with the file and the key."""
         path = tmp_path / "dvcflow.toml"
         path.write_text("[database]\nbusy_timeout = 10\n", encoding="utf-8")
         with pytest.raises(ConfigurationError, match=r"dvcflow\.toml.*busy_timeout"):
             Engine.open(url, config=path)
-        assert not db_path.exists()
+        assert db.untouched()
 
+    @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
     def test_configuration_file_is_read(
         self, opened: Callable[..., Engine], tmp_path: Path
     ) -> None:
@@ -1262,34 +1256,31 @@ class TestOpen:
             Engine.open(f"sqlite:///{path}")
 
     def test_newer_schema_is_refused_with_a_clear_message(
-        self, opened: Callable[..., Engine], url: str, db_path: Path
+        self, opened: Callable[..., Engine], url: str, db: Database
     ) -> None:
         """A database at a revision this dvcflow does not know raises SchemaError, untouched."""
         opened().close()
-        with contextlib.closing(sqlite3.connect(db_path)) as connection:
-            connection.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
-            connection.commit()
-        before = dump(db_path)
+        db.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+        before = dump(db)
         with pytest.raises(SchemaError, match=r"0099_from_the_future.*newer.*upgrade dvcflow"):
-            Engine.open(url)
-        assert dump(db_path) == before
+            Engine.open(url, **db.options({}))
+        assert dump(db) == before
 
-    def test_another_applications_database_is_refused(self, db_path: Path, url: str) -> None:
+    def test_another_applications_database_is_refused(self, db: Database, url: str) -> None:
         """A database with its own `events` table and no dvcflow revision: SchemaError."""
-        with contextlib.closing(sqlite3.connect(db_path)) as connection:
-            connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT)")
-            connection.commit()
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT)")
         with pytest.raises(SchemaError, match=r"tables named events .* another application"):
-            Engine.open(url)
-        assert rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'") == [("events",)]
+            Engine.open(url, **db.options({}))
+        assert db.tables() == ["events"]
 
     @pytest.mark.usefixtures("engine")
-    def test_open_creates_the_schema_at_head(self, db_path: Path) -> None:
+    def test_open_creates_the_schema_at_head(self, db: Database) -> None:
         """A new database is at the head revision with every table and a chain head."""
-        assert rows(db_path, "SELECT version_num FROM alembic_version") == [("0001",)]
-        assert rows(db_path, "SELECT seq FROM chain_head") == [(0,)]
-        assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
-        assert len(dump(db_path)["procedure_versions"]) == 7
+        assert rows(db, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert rows(db, "SELECT seq FROM chain_head") == [(0,)]
+        if db.dialect == "sqlite":
+            assert rows(db, "PRAGMA journal_mode") == [("wal",)]
+        assert len(dump(db)["procedure_versions"]) == 7
 
 
 class TestRaces:
@@ -1356,29 +1347,29 @@ class TestRaces:
             engine.close()
 
     def test_unique_index_collision_is_a_concurrency_error_with_nothing_written(
-        self, engine: Engine, clock: FrozenClock, db_path: Path
+        self, engine: Engine, clock: FrozenClock, db: Database
     ) -> None:
         """A race that surfaces at the event index raises ConcurrencyError and writes nothing."""
         processing = to_processing(engine, clock)
-        with contextlib.closing(sqlite3.connect(db_path)) as connection:
-            connection.execute(
-                "INSERT INTO events (seq, dossier_id, version, trigger, at, body, mac, chain_mac) "
-                "VALUES (999, ?, 3, 'assign', '2026-03-02 03:00:00', '{}', 'x', 'y')",
-                (processing.id,),
-            )
-            connection.commit()
-        before = dump(db_path)
+        forged = (
+            "INSERT INTO events (seq, dossier_id, version, trigger, at, body, mac, chain_mac) "
+            "VALUES (999, ?, 3, 'assign', '2026-03-02 03:00:00', '{}', 'x', 'y')"
+        )
+        db.execute((forged, (processing.id,)))
+        before = dump(db)
         with pytest.raises(ConcurrencyError, match=r"retry|first"):
             engine.fire(processing.id, "assign", actor=HEAD, payload={"specialist": "cv"})
-        assert dump(db_path) == before
+        assert dump(db) == before
 
+    @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
     def test_busy_database_is_a_concurrency_error_then_retry_succeeds(
-        self, opened: Callable[..., Engine], clock: FrozenClock, db_path: Path
+        self, opened: Callable[..., Engine], clock: FrozenClock, db: Database
     ) -> None:
         """A writer holding the lock past the busy timeout: ConcurrencyError, nothing written."""
         engine = opened(config=Config(busy_timeout_ms=50))
         processing = to_processing(engine, clock)
-        blocker = sqlite3.connect(db_path, isolation_level=None)
+        assert db.path is not None
+        blocker = sqlite3.connect(db.path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
             with pytest.raises(ConcurrencyError, match="busy"):
@@ -1449,11 +1440,11 @@ class TestRetry:
 
 class TestMoreBadInput:
     def test_unknown_case_and_trigger_are_refused_and_write_nothing(
-        self, engine: Engine, db_path: Path
+        self, engine: Engine, db: Database
     ) -> None:
         """An unknown case or trigger is refused with its reason; nothing written."""
         received = receive(engine)
-        before = dump(db_path)
+        before = dump(db)
         with pytest.raises(RefusedError) as caught:
             engine.submit(
                 HOUSEHOLD,
@@ -1469,29 +1460,31 @@ class TestMoreBadInput:
         with pytest.raises(RefusedError) as caught:
             engine.fire(received.id, "teleport", actor=HEAD)
         assert caught.value.reasons == ("unknown_trigger",)
-        assert dump(db_path) == before
+        assert dump(db) == before
 
     def test_naive_due_bound_is_refused(self, engine: Engine) -> None:
         """A naive `due_before` is not guessed at: CalendarError (an InvalidValueError)."""
         with pytest.raises(InvalidValueError, match="due_before"):
             engine.find(due_before=dt.datetime(2026, 3, 5, 12))  # noqa: DTZ001 - the point
 
+    @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
     def test_corrupt_key_file_is_a_configuration_error(
-        self, opened: Callable[..., Engine], url: str, db_path: Path
+        self, opened: Callable[..., Engine], url: str, db: Database
     ) -> None:
         """A key file that holds no key is refused instead of silently keying a new chain."""
         opened()
-        db_path.with_name("dvcflow.db.key").write_text("", encoding="ascii")
+        assert db.path is not None
+        db.path.with_name("dvcflow.db.key").write_text("", encoding="ascii")
         with pytest.raises(ConfigurationError, match=r"dvcflow\.db\.key.*not a history key"):
             Engine.open(url)
 
     @pytest.mark.parametrize("code", ["1.009994", "2.000488", "1.002804"])
     def test_reopened_engine_runs_from_stored_definitions(
-        self, url: str, catalog: Catalog, clock: FrozenClock, code: str
+        self, db: Database, catalog: Catalog, clock: FrozenClock, code: str
     ) -> None:
         """Without the catalogue, kernels are compiled from the stored versions and behave."""
-        Engine.open(url, catalog=catalog, clock=clock).close()
-        engine = Engine.open(url, clock=clock)
+        Engine.open(db.url, **db.options({"catalog": catalog, "clock": clock})).close()
+        engine = Engine.open(db.url, **db.options({"clock": clock}))
         try:
             final = drive(engine, clock, catalog.get(code))
             assert final.state == "returned"

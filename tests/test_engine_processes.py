@@ -1,4 +1,7 @@
-"""Several OS processes on one SQLite file: no lost update, unique codes, timers fired once."""
+"""Several OS processes on one database (SQLite file or PostgreSQL).
+
+No lost update, unique codes, every command once in history, timers fired exactly once.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from dvcflow import Actor, Applicant, ApplicantType, Catalog, Channel, Engine, FrozenClock
+from pg import ENVIRON, KEY_ENV, Database
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
 AGENCY = "UBND-XA.002"
@@ -36,7 +40,7 @@ import datetime as dt, json, sys, time
 from pathlib import Path
 
 from dvcflow import Actor, Applicant, ApplicantType, Catalog, Channel, ConcurrencyError, Engine
-from dvcflow import FrozenClock, retry
+from dvcflow import Config, FrozenClock, retry
 
 mode, url, name, folder, at, raw = sys.argv[1:7]
 args = json.loads(raw)
@@ -56,7 +60,14 @@ if args.get("fresh"):
     # Everybody opens a database nobody created yet, at the same moment.
     wait_for_the_others()
 catalog = Catalog.from_path(args["catalog"]) if args.get("catalog") else None
-engine = Engine.open(url, catalog=catalog, clock=FrozenClock(dt.datetime.fromisoformat(at)))
+options = {}
+if args.get("key_env"):
+    # PostgreSQL: the history key comes from the configured environment variable.
+    options["config"] = Config.from_data({"history": {"key_env": args["key_env"]}})
+    options["environ"] = {args["key_env"]: args["key"]}
+engine = Engine.open(
+    url, catalog=catalog, clock=FrozenClock(dt.datetime.fromisoformat(at)), **options
+)
 try:
     if not args.get("fresh"):
         wait_for_the_others()
@@ -138,8 +149,11 @@ finally:
 """
 
 
-def launch(folder: Path, url: str, mode: str, workers: int, **args: Any) -> list[Any]:
+def launch(folder: Path, db: Database, mode: str, workers: int, **args: Any) -> list[Any]:
     """Start ``workers`` processes, release them together, and return what each printed."""
+    if db.dialect == "postgresql":
+        args |= {"key_env": KEY_ENV, "key": ENVIRON[KEY_ENV]}
+    url = db.url
     go = folder / "go"
     go.unlink(missing_ok=True)
     for ready in folder.glob("ready-*"):
@@ -179,7 +193,7 @@ def launch(folder: Path, url: str, mode: str, workers: int, **args: Any) -> list
         for process in processes:
             if process.poll() is None:
                 process.kill()
-                process.communicate()
+            process.communicate()
     return outputs
 
 
@@ -190,15 +204,9 @@ def catalog(examples_dir: Path) -> Catalog:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    """A SQLite file for the processes to share."""
-    return f"sqlite:///{tmp_path / 'shared.db'}"
-
-
-@pytest.fixture
-def engine(url: str, catalog: Catalog) -> Iterator[Engine]:
-    """The test's own engine on the shared file (it creates the schema and the key)."""
-    engine = Engine.open(url, catalog=catalog, clock=FrozenClock(START))
+def engine(db: Database, catalog: Catalog) -> Iterator[Engine]:
+    """The test's own engine on the shared database (it creates the schema and the key)."""
+    engine = Engine.open(db.url, **db.options({"catalog": catalog, "clock": FrozenClock(START)}))
     yield engine
     engine.close()
 
@@ -218,13 +226,13 @@ def receive(engine: Engine) -> str:
 
 class TestConcurrentCommands:
     def test_no_lost_update_and_every_command_once(
-        self, engine: Engine, url: str, tmp_path: Path
+        self, engine: Engine, db: Database, tmp_path: Path
     ) -> None:
         """4 processes assign the same 3 dossiers 10 times each: 120 events, versions add up."""
         dossiers = [receive(engine) for _ in range(3)]
         for dossier in dossiers:
             engine.fire(dossier, "start", actor=HEAD, payload={"specialist": "first"})
-        outputs = launch(tmp_path, url, "fire", 4, dossiers=dossiers, count=10)
+        outputs = launch(tmp_path, db, "fire", 4, dossiers=dossiers, count=10)
         done = [item for output in outputs for item in output]
         assert [item for item in done if "error" in item] == []
         assert len(done) == 120
@@ -244,10 +252,10 @@ class TestConcurrentCommands:
             assert engine.verify_history(dossier, checkpoint=engine.checkpoint()) == 42
 
     def test_codes_are_unique_under_concurrent_intake(
-        self, engine: Engine, url: str, tmp_path: Path
+        self, engine: Engine, db: Database, tmp_path: Path
     ) -> None:
         """4 processes each receive 25 dossiers of one agency on one day: codes 1..100."""
-        outputs = launch(tmp_path, url, "intake", 4, count=25, shared=True)
+        outputs = launch(tmp_path, db, "intake", 4, count=25, shared=True)
         shared = {output.pop() for output in outputs}
         assert len(shared) == 1
         assert engine.get(shared.pop()).code == "UBND-XA.001-20260302-0000001"
@@ -264,14 +272,15 @@ class TestConcurrentCommands:
         assert len(engine.find(agency="UBND-XA.001").items) == 1
 
     def test_processes_opening_a_new_database_at_once_share_schema_and_key(
-        self, examples_dir: Path, url: str, tmp_path: Path
+        self, examples_dir: Path, db: Database, tmp_path: Path
     ) -> None:
         """4 processes create one new database together: one schema, one key, codes 1..20."""
-        outputs = launch(tmp_path, url, "intake", 4, count=5, fresh=True, catalog=str(examples_dir))
+        outputs = launch(tmp_path, db, "intake", 4, count=5, fresh=True, catalog=str(examples_dir))
         codes = sorted(code for output in outputs for code in output)
         assert codes == [f"{AGENCY}-20260302-{n:07d}" for n in range(1, 21)]
-        assert len(list(tmp_path.glob("shared.db.key*"))) == 1
-        engine = Engine.open(url, clock=FrozenClock(START))
+        if db.path is not None:
+            assert len(list(db.path.parent.glob("dvcflow.db.key*"))) == 1
+        engine = Engine.open(db.url, **db.options({"clock": FrozenClock(START)}))
         try:
             checkpoint = engine.checkpoint()
             assert checkpoint.seq == 20
@@ -282,7 +291,9 @@ class TestConcurrentCommands:
 
 
 class TestConcurrentTick:
-    def test_each_timer_fires_exactly_once(self, engine: Engine, url: str, tmp_path: Path) -> None:
+    def test_each_timer_fires_exactly_once(
+        self, engine: Engine, db: Database, tmp_path: Path
+    ) -> None:
         """3 processes tick at once over reminders and supplement expiries: each fires once."""
         plain = [receive(engine) for _ in range(12)]
         waiting = []
@@ -297,7 +308,7 @@ class TestConcurrentTick:
             timers = engine.store.count(connection, "timers")
         assert timers == 2 * 12 + 3 * 8
         now = (START + dt.timedelta(days=60)).isoformat()
-        outputs = launch(tmp_path, url, "tick", 3, now=now, rounds=2, limit=7)
+        outputs = launch(tmp_path, db, "tick", 3, now=now, rounds=2, limit=7)
         fired = [tuple(item) for output in outputs for item in output]
         assert [item for item, times in collections.Counter(fired).items() if times > 1] == []
         expected = {

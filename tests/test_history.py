@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from dvcflow import (
 from dvcflow._demo import happy_path
 from dvcflow._dossier import encode_changes
 from dvcflow._history import GENESIS, canonical, chain_mac, digest, event_mac
+from pg import Database
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=VN)
@@ -53,17 +52,14 @@ PERSONAL = ("Nguyễn Văn An", "001099012345", "0912345678", "an@example.vn", "
 TABLES = ("applicants", "payloads", "dossiers", "events", "outbox", "timers", "commands")
 
 
-def execute(path: Path, statement: str, *args: object) -> None:
-    """Change the file behind dvcflow's back, as someone with database access could."""
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        connection.execute(statement, args)
-        connection.commit()
+def execute(db: Database, statement: str, *args: object) -> None:
+    """Change the database behind dvcflow's back, as someone with database access could."""
+    db.execute((statement, args))
 
 
-def select(path: Path, query: str, *args: object) -> list[tuple[Any, ...]]:
-    """Read the file directly."""
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        return connection.execute(query, args).fetchall()
+def select(db: Database, query: str, *args: object) -> list[tuple[Any, ...]]:
+    """Read the database directly."""
+    return db.rows(query, *args)
 
 
 def event(path: Path, dossier_id: str, version: int) -> dict[str, Any]:
@@ -83,16 +79,25 @@ def needles(value: str) -> set[str]:
     return {value, json.dumps(value)[1:-1]}
 
 
-def containing(path: Path, value: str, tables: tuple[str, ...] = TABLES) -> list[str]:
+def containing(db: Database, value: str, tables: tuple[str, ...] = TABLES) -> list[str]:
     """The ``table.column`` places where ``value`` appears, grepping every row."""
     found = []
-    with contextlib.closing(sqlite3.connect(path)) as connection:
+    with db.engine.connect() as connection:
         for table in tables:
-            cursor = connection.execute(f"SELECT * FROM {table}")  # noqa: S608
-            names = [column[0] for column in cursor.description]
-            for row in cursor:
+            # Every column as the database's text: JSON as stored, not parsed by the driver.
+            result = connection.exec_driver_sql(f"SELECT * FROM {table}")  # noqa: S608
+            names = list(result.keys())
+            for row in result:
                 for name, cell in zip(names, row, strict=True):
-                    text = cell.decode("latin-1") if isinstance(cell, bytes) else str(cell)
+                    text = (
+                        cell.decode("latin-1")
+                        if isinstance(cell, bytes)
+                        else cell
+                        if isinstance(cell, str)
+                        else json.dumps(cell)
+                        if isinstance(cell, dict | list)
+                        else str(cell)
+                    )
                     if any(needle in text for needle in needles(value)):
                         found.append(f"{table}.{name}")
     return sorted(set(found))
@@ -111,15 +116,9 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """The SQLite file."""
-    return tmp_path / "dvcflow.db"
-
-
-@pytest.fixture
-def engine(db_path: Path, catalog: Catalog, clock: FrozenClock) -> Iterator[Engine]:
-    """An engine on a fresh file."""
-    engine = Engine.open(f"sqlite:///{db_path}", catalog=catalog, clock=clock)
+def engine(db: Database, catalog: Catalog, clock: FrozenClock) -> Iterator[Engine]:
+    """An engine on a fresh database (SQLite file or PostgreSQL)."""
+    engine = Engine.open(db.url, **db.options({"catalog": catalog, "clock": clock}))
     yield engine
     engine.close()
 
@@ -161,9 +160,9 @@ class TestCanonical:
         assert digest(value) == hashlib.sha256(canonical(value).encode("utf-8")).hexdigest()
 
     @pytest.mark.usefixtures("two")
-    def test_stored_bodies_are_canonical(self, db_path: Path) -> None:
+    def test_stored_bodies_are_canonical(self, db: Database) -> None:
         """Every stored body is its own canonical form, with Vietnamese text unescaped."""
-        bodies = [body for (body,) in select(db_path, "SELECT body FROM events ORDER BY seq")]
+        bodies = [body for (body,) in select(db, "SELECT body FROM events ORDER BY seq")]
         assert len(bodies) == 7
         for body in bodies:
             assert body == canonical(json.loads(body))
@@ -171,13 +170,13 @@ class TestCanonical:
         assert "\\u" not in bodies[-1]
 
     @pytest.mark.usefixtures("two")
-    def test_macs_follow_the_documented_scheme(self, engine: Engine, db_path: Path) -> None:
+    def test_macs_follow_the_documented_scheme(self, engine: Engine, db: Database) -> None:
         """mac = HMAC(key, previous mac + body); chain_mac = HMAC(key, previous + seq + mac)."""
-        key = bytes.fromhex(db_path.with_name("dvcflow.db.key").read_text(encoding="ascii"))
+        key = db.key()
         previous_chain = GENESIS
         previous_mac: dict[str, str] = {}
         for seq, dossier_id, body, mac, chained in select(
-            db_path, "SELECT seq, dossier_id, body, mac, chain_mac FROM events ORDER BY seq"
+            db, "SELECT seq, dossier_id, body, mac, chain_mac FROM events ORDER BY seq"
         ):
             previous = previous_mac.get(dossier_id, GENESIS)
             expected = hmac.new(key, f"{previous}\n{body}".encode(), hashlib.sha256).hexdigest()
@@ -196,54 +195,50 @@ class TestTamperedDossierChain:
         assert engine.verify_history(a, checkpoint=checkpoint) == 4
         assert engine.verify_history(b, checkpoint=checkpoint) == 3
 
-    def test_edited_body_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
-    ) -> None:
+    def test_edited_body_is_named(self, engine: Engine, two: tuple[str, str], db: Database) -> None:
         """An edited body (still valid JSON) no longer matches its MAC."""
         a, _ = two
-        body = event(db_path, a, 3)["body"]
+        body = event(db, a, 3)["body"]
         assert "cv-2" in body
-        execute(
-            db_path, "UPDATE events SET body = ? WHERE seq = ?", body.replace("cv-2", "cv-9"), 5
-        )
+        execute(db, "UPDATE events SET body = ? WHERE seq = ?", body.replace("cv-2", "cv-9"), 5)
         with pytest.raises(TamperedHistoryError, match=r"event 3 \(seq 5\) was edited"):
             engine.verify_history(a)
 
     @pytest.mark.parametrize("garbage", ["not json", "[]", "", '{"previous": 7}'])
     def test_body_replaced_by_garbage_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path, garbage: str
+        self, engine: Engine, two: tuple[str, str], db: Database, garbage: str
     ) -> None:
         """A body that is not an event at all is reported as tampered, not as a parse error."""
         a, _ = two
-        execute(db_path, "UPDATE events SET body = ? WHERE seq = 5", garbage)
+        execute(db, "UPDATE events SET body = ? WHERE seq = 5", garbage)
         with pytest.raises(TamperedHistoryError, match=r"event 3 \(seq 5\)"):
             engine.verify_history(a)
 
-    def test_edited_mac_is_named(self, engine: Engine, two: tuple[str, str], db_path: Path) -> None:
+    def test_edited_mac_is_named(self, engine: Engine, two: tuple[str, str], db: Database) -> None:
         """A rewritten MAC matches neither its body nor the next event's link."""
         a, _ = two
-        execute(db_path, "UPDATE events SET mac = ? WHERE seq = 3", "ab" * 32)
+        execute(db, "UPDATE events SET mac = ? WHERE seq = 3", "ab" * 32)
         with pytest.raises(TamperedHistoryError, match=r"event 2 \(seq 3\)"):
             engine.verify_history(a)
 
     def test_deleted_middle_event_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """A deleted event leaves a gap in the versions."""
         a, _ = two
-        execute(db_path, "DELETE FROM events WHERE dossier_id = ? AND version = 2", a)
+        execute(db, "DELETE FROM events WHERE dossier_id = ? AND version = 2", a)
         with pytest.raises(TamperedHistoryError, match="event 2 is missing"):
             engine.verify_history(a)
 
     def test_inserted_forged_event_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """A forged newest event (and the dossier row bumped to match) fails its MAC."""
         a, _ = two
-        newest = event(db_path, a, 4)
+        newest = event(db, a, 4)
         body = json.loads(newest["body"]) | {"version": 5, "seq": 8, "trigger": "resolve"}
         execute(
-            db_path,
+            db,
             "INSERT INTO events (seq, dossier_id, version, trigger, at, body, mac, chain_mac) "
             "VALUES (8, ?, 5, 'resolve', ?, ?, ?, ?)",
             a,
@@ -252,18 +247,18 @@ class TestTamperedDossierChain:
             "cd" * 32,
             "ef" * 32,
         )
-        execute(db_path, "UPDATE dossiers SET version = 5 WHERE id = ?", a)
+        execute(db, "UPDATE dossiers SET version = 5 WHERE id = ?", a)
         with pytest.raises(TamperedHistoryError, match=r"event 5 \(seq 8\) was edited or inserted"):
             engine.verify_history(a)
 
     def test_inserted_copy_of_an_event_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """An authentic event replayed as a new version does not follow its predecessor."""
         a, _ = two
-        copied = event(db_path, a, 2)
+        copied = event(db, a, 2)
         execute(
-            db_path,
+            db,
             "INSERT INTO events (seq, dossier_id, version, trigger, at, body, mac, chain_mac) "
             "VALUES (8, ?, 5, ?, ?, ?, ?, ?)",
             a,
@@ -273,38 +268,40 @@ class TestTamperedDossierChain:
             copied["mac"],
             copied["chain_mac"],
         )
-        execute(db_path, "UPDATE dossiers SET version = 5 WHERE id = ?", a)
+        execute(db, "UPDATE dossiers SET version = 5 WHERE id = ?", a)
         with pytest.raises(
             TamperedHistoryError, match=r"event 5 \(seq 8\) does not follow event 4"
         ):
             engine.verify_history(a)
 
     def test_swapped_events_are_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """Two events exchanging places (versions swapped) break the order."""
         a, _ = two
-        with contextlib.closing(sqlite3.connect(db_path)) as connection:
-            for old, new in ((2, -1), (3, 2), (-1, 3)):
-                connection.execute(
+        db.execute(
+            *(
+                (
                     "UPDATE events SET version = ? WHERE dossier_id = ? AND version = ?",
                     (new, a, old),
                 )
-            connection.commit()
+                for old, new in ((2, -1), (3, 2), (-1, 3))
+            )
+        )
         with pytest.raises(
             TamperedHistoryError, match=r"event 2 \(seq 5\) does not follow event 1"
         ):
             engine.verify_history(a)
 
     def test_swapped_contents_are_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """Two events exchanging bodies and MACs (rows kept) are reordered history."""
         a, _ = two
-        second, third = event(db_path, a, 2), event(db_path, a, 3)
+        second, third = event(db, a, 2), event(db, a, 3)
         for target, source in ((second, third), (third, second)):
             execute(
-                db_path,
+                db,
                 "UPDATE events SET body = ?, mac = ? WHERE seq = ?",
                 source["body"],
                 source["mac"],
@@ -314,17 +311,17 @@ class TestTamperedDossierChain:
             engine.verify_history(a)
 
     def test_event_moved_to_another_dossier_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """A's newest event appended to B (B's row bumped): B names it; A misses it."""
         a, b = two
         execute(
-            db_path,
+            db,
             "UPDATE events SET dossier_id = ?, version = 4 WHERE dossier_id = ? AND version = 4",
             b,
             a,
         )
-        execute(db_path, "UPDATE dossiers SET version = 4 WHERE id = ?", b)
+        execute(db, "UPDATE dossiers SET version = 4 WHERE id = ?", b)
         with pytest.raises(
             TamperedHistoryError, match=r"event 4 \(seq 7\) does not follow event 3"
         ):
@@ -333,34 +330,34 @@ class TestTamperedDossierChain:
             engine.verify_history(a)
 
     def test_whole_history_moved_to_another_dossier_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """Every event of A given to a copy of A's row: the first event names its dossier."""
         a, _ = two
         execute(
-            db_path,
+            db,
             "INSERT INTO dossiers SELECT 'impostor', NULL, procedure_code, procedure_version, "
             "agency, owner, applicant_id, state, national_status, due_at, resolved_at, "
             "created_at, updated_at, version, data, last_mac FROM dossiers WHERE id = ?",
             a,
         )
-        execute(db_path, "UPDATE events SET dossier_id = 'impostor' WHERE dossier_id = ?", a)
+        execute(db, "UPDATE events SET dossier_id = 'impostor' WHERE dossier_id = ?", a)
         with pytest.raises(TamperedHistoryError, match=f"event 1 .* was moved.*{a}"):
             engine.verify_history("impostor")
 
     def test_deleted_newest_event_is_caught_by_the_dossier_version(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """With the dossier row left at its version, a deleted newest event is detected."""
         a, _ = two
-        execute(db_path, "DELETE FROM events WHERE dossier_id = ? AND version = 4", a)
+        execute(db, "DELETE FROM events WHERE dossier_id = ? AND version = 4", a)
         with pytest.raises(TamperedHistoryError, match="3 events but the dossier is at version 4"):
             engine.verify_history(a)
 
 
 class TestTamperedDatabaseChain:
     @staticmethod
-    def rewind(path: Path, dossier_id: str, version: int) -> None:
+    def rewind(path: Database, dossier_id: str, version: int) -> None:
         """Delete a dossier's newest event and set its row back: a per-dossier-perfect cover-up."""
         execute(
             path, "DELETE FROM events WHERE dossier_id = ? AND version = ?", dossier_id, version
@@ -388,23 +385,23 @@ class TestTamperedDatabaseChain:
         )
 
     def test_deleted_newest_event_with_a_rewound_row_needs_a_checkpoint(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """The per-dossier chain cannot see the cover-up; a saved checkpoint does."""
         a, _ = two
         saved = engine.checkpoint()
-        self.rewind(db_path, a, 4)
+        self.rewind(db, a, 4)
         assert engine.verify_history(a) == 3
         with pytest.raises(TamperedHistoryError, match="ends at event 6 but checkpoint 7"):
             engine.verify_history(a, checkpoint=saved)
 
     def test_deleted_event_in_the_middle_of_the_database_chain(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """B's newest event is seq 6 of 7: with a checkpoint the gap is named, from A too."""
         a, b = two
         saved = engine.checkpoint()
-        self.rewind(db_path, b, 3)
+        self.rewind(db, b, 3)
         assert engine.verify_history(b) == 2
         with pytest.raises(TamperedHistoryError, match="missing event 6"):
             engine.verify_history(b, checkpoint=saved)
@@ -412,27 +409,27 @@ class TestTamperedDatabaseChain:
             engine.verify_history(a)
 
     def test_edited_chain_mac_is_named(
-        self, engine: Engine, two: tuple[str, str], db_path: Path
+        self, engine: Engine, two: tuple[str, str], db: Database
     ) -> None:
         """A rewritten database-wide MAC is caught even without a checkpoint."""
         a, _ = two
-        execute(db_path, "UPDATE events SET chain_mac = ? WHERE seq = 3", "01" * 32)
+        execute(db, "UPDATE events SET chain_mac = ? WHERE seq = 3", "01" * 32)
         with pytest.raises(TamperedHistoryError, match=r"event 2 \(seq 3\)"):
             engine.verify_history(a)
 
     def test_rewritten_history_after_the_checkpoint_is_caught(
-        self, engine: Engine, two: tuple[str, str], db_path: Path, clock: FrozenClock
+        self, engine: Engine, two: tuple[str, str], db: Database, clock: FrozenClock
     ) -> None:
         """Newest event deleted, chain head rewound, a new event written: the checkpoint differs."""
         a, _ = two
         saved = engine.checkpoint()
-        self.rewind(db_path, a, 4)
-        (chained,) = select(db_path, "SELECT chain_mac FROM events WHERE seq = 6")[0]
-        execute(db_path, "UPDATE chain_head SET seq = 6, mac = ?", chained)
+        self.rewind(db, a, 4)
+        (chained,) = select(db, "SELECT chain_mac FROM events WHERE seq = 6")[0]
+        execute(db, "UPDATE chain_head SET seq = 6, mac = ?", chained)
         clock.advance(dt.timedelta(hours=1))
         engine.fire(a, "assign", actor=HEAD, payload={"specialist": "cv-other"})
         assert engine.verify_history(a) == 4
-        assert event(db_path, a, 4)["seq"] == 7
+        assert event(db, a, 4)["seq"] == 7
         with pytest.raises(TamperedHistoryError, match="does not match the saved checkpoint"):
             engine.verify_history(a, checkpoint=saved)
 
@@ -493,7 +490,7 @@ class TestErasure:
         return [*ids, waiting]
 
     def test_personal_data_is_held_apart_from_history(
-        self, engine: Engine, finished: list[str], db_path: Path
+        self, engine: Engine, finished: list[str], db: Database
     ) -> None:
         """Names, ids, phones and emails are in applicants and payloads, never in the history."""
         data = engine.personal_data(finished[0])
@@ -501,22 +498,22 @@ class TestErasure:
         assert data["receiver"]["name"] == "Nguyễn Văn An"
         assert {"applicant", "documents", "form", "receiver"} <= set(data)
         for value in PERSONAL[:4]:
-            assert containing(db_path, value, ("applicants",)) == ["applicants.data"]
-        assert containing(db_path, "Nguyễn Văn An", ("payloads",)) == ["payloads.data"]
+            assert containing(db, value, ("applicants",)) == ["applicants.data"]
+        assert containing(db, "Nguyễn Văn An", ("payloads",)) == ["payloads.data"]
         for value in PERSONAL:
-            assert containing(db_path, value, ("events", "outbox", "dossiers", "commands")) == []
+            assert containing(db, value, ("events", "outbox", "dossiers", "commands")) == []
         # Events refer to each personal payload by its row id and digest.
         refs = engine.history(finished[0])[-1].personal["receiver"]
-        assert select(db_path, "SELECT kind, digest FROM payloads WHERE id = ?", refs["id"]) == [
+        assert select(db, "SELECT kind, digest FROM payloads WHERE id = ?", refs["id"]) == [
             ("receiver", refs["digest"])
         ]
         refs = engine.history(finished[0])[0].personal["applicant"]
-        assert select(db_path, "SELECT digest FROM applicants WHERE id = ?", refs["id"]) == [
+        assert select(db, "SELECT digest FROM applicants WHERE id = ?", refs["id"]) == [
             (refs["digest"],)
         ]
 
     def test_erasure_leaves_every_chain_verifiable(
-        self, engine: Engine, finished: list[str], db_path: Path
+        self, engine: Engine, finished: list[str], db: Database
     ) -> None:
         """After erasing every dossier's personal data, all histories and the chain verify."""
         checkpoint = engine.checkpoint()
@@ -528,13 +525,13 @@ class TestErasure:
         for ref in finished:
             assert engine.verify_history(ref, checkpoint=checkpoint) == versions[ref]
         for value in PERSONAL:
-            assert containing(db_path, value) == [], value
-        erased = select(db_path, "SELECT COUNT(*) FROM payloads WHERE erased_at IS NULL")
+            assert containing(db, value) == [], value
+        erased = select(db, "SELECT COUNT(*) FROM payloads WHERE erased_at IS NULL")
         assert erased == [(0,)]
         assert engine.history(finished[0])[0].personal["applicant"]["digest"]
 
     def test_digests_do_not_confirm_a_guess(
-        self, engine: Engine, finished: list[str], db_path: Path
+        self, engine: Engine, finished: list[str], db: Database
     ) -> None:
         """A guessed receiver or applicant cannot be confirmed from the digests left behind."""
         data = engine.personal_data(finished[0])
@@ -542,4 +539,4 @@ class TestErasure:
             engine.erase_personal_data(ref)
         guesses = [digest(data["receiver"]), digest(data["applicant"]), digest(data["form"])]
         for guess in guesses:
-            assert containing(db_path, guess) == []
+            assert containing(db, guess) == []

@@ -128,7 +128,12 @@ class Engine:
         )
         # The key is checked before the database is touched: a missing key writes nothing.
         key = settings.history_key(environ)
-        store = Store(url, busy_timeout_ms=settings.busy_timeout_ms)
+        store = Store(
+            url,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            pool_size=settings.pool_size,
+        )
         if key is None and store.dialect != "sqlite":
             store.close()
             raise _key_required()

@@ -16,6 +16,7 @@ from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -68,17 +69,41 @@ def _begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
+MIN_POSTGRESQL = 14
+"""The oldest PostgreSQL server dvcflow supports (older ones are past their end of life)."""
+CONNECT_TIMEOUT_S = 10
+"""How long a new PostgreSQL connection may take before the server counts as unreachable."""
+_MIGRATION_LOCK = 0x64766366  # "dvcf": the advisory lock that serialises schema upgrades
+
+
 class Store:
     """Tables, migrations and the statements of the command path.
 
     Args:
         url: a SQLAlchemy URL: ``sqlite:///dvcflow.db`` or ``postgresql+psycopg://...``.
         busy_timeout_ms: how long SQLite waits for the writer lock.
+        statement_timeout_ms: PostgreSQL's ``statement_timeout`` for every connection
+            (``None``: the server's); a statement cut short raises `ConcurrencyError`.
+        pool_size: connections kept open per process (``None``: SQLAlchemy's 5, plus 10 more
+            opened while busy).
     """
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, **engine_options: Any) -> None:  # noqa: ANN401
-        self.url = sa.make_url(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        statement_timeout_ms: int | None = None,
+        pool_size: int | None = None,
+        **engine_options: Any,  # noqa: ANN401
+    ) -> None:
+        try:
+            self.url = sa.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise StoreUnavailableError(f"not a database URL: {exc}") from exc
         self.dialect = self.url.get_backend_name()
+        if pool_size is not None and self.dialect != "sqlite":
+            engine_options.setdefault("pool_size", pool_size)
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.dialect == "sqlite":
             database = self.url.database or ""
@@ -98,7 +123,17 @@ class Store:
             sa_event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout_ms))
             sa_event.listen(self.engine, "begin", _begin)
         else:
-            self.engine = sa.create_engine(self.url, pool_pre_ping=True, **engine_options)
+            connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+            if statement_timeout_ms is not None:
+                connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+            engine_options.setdefault("connect_args", connect_args)
+            try:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True, **engine_options)
+            except ModuleNotFoundError as exc:
+                raise StoreUnavailableError(
+                    f"{self.url.drivername} needs the {exc.name} driver: "
+                    "pip install 'dvcflow[postgres]'"
+                ) from exc
 
     @property
     def database_path(self) -> Path | None:
@@ -131,27 +166,49 @@ class Store:
             StoreUnavailableError: when the database cannot be reached.
         """
         with self.connect(read=False) as connection:
-            config = self._alembic(connection)
-            script = ScriptDirectory.from_config(config)
-            head = script.get_current_head() or ""
-            current = self._revision(connection)
-            if current is None:
-                taken = sorted(set(sa.inspect(connection).get_table_names()) & set(metadata.tables))
-                if taken:
-                    raise SchemaError(
-                        f"the database has tables named {', '.join(taken)} but no dvcflow schema "
-                        "revision: it belongs to another application",
-                    )
-            elif current not in {rev.revision for rev in script.walk_revisions()}:
+            if self.dialect == "postgresql":
+                _check_server_version(connection.dialect.server_version_info)
+                # Processes opening a new database at once: one creates the schema, the others
+                # wait for it, then find it at head (a session lock, held across the commits).
+                connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+                connection.commit()
+                try:
+                    return self._upgrade(connection)
+                finally:
+                    self._unlock_migrations(connection)
+            return self._upgrade(connection)
+
+    def _unlock_migrations(self, connection: Connection) -> None:
+        try:
+            connection.rollback()
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+            connection.commit()
+        except DBAPIError:
+            # A connection that cannot unlock is closed, which releases the lock.
+            connection.invalidate()
+
+    def _upgrade(self, connection: Connection) -> str:
+        config = self._alembic(connection)
+        script = ScriptDirectory.from_config(config)
+        head = script.get_current_head() or ""
+        current = self._revision(connection)
+        if current is None:
+            taken = sorted(set(sa.inspect(connection).get_table_names()) & set(metadata.tables))
+            if taken:
                 raise SchemaError(
-                    f"the database schema is at revision {current!r}, newer than this dvcflow "
-                    f"(which knows up to {head!r}); upgrade dvcflow to open it",
+                    f"the database has tables named {', '.join(taken)} but no dvcflow schema "
+                    "revision: it belongs to another application",
                 )
-            if current != head:
-                alembic_command.upgrade(config, "head")
-            connection.commit()
-            self._ensure_chain_head(connection)
-            connection.commit()
+        elif current not in {rev.revision for rev in script.walk_revisions()}:
+            raise SchemaError(
+                f"the database schema is at revision {current!r}, newer than this dvcflow "
+                f"(which knows up to {head!r}); upgrade dvcflow to open it",
+            )
+        if current != head:
+            alembic_command.upgrade(config, "head")
+        connection.commit()
+        self._ensure_chain_head(connection)
+        connection.commit()
         return head
 
     def _revision(self, connection: Connection) -> str | None:
@@ -167,35 +224,68 @@ class Store:
 
     # -- connections and transactions ------------------------------------------------------
 
+    def _checkout(self) -> Connection:
+        # A connection that cannot be had at all (server down, wrong credentials, no such
+        # database) is not a race: StoreUnavailableError, not retried.
+        try:
+            return self.engine.connect()
+        except DBAPIError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: DBAPIError) -> DvcflowError:
+        if self.dialect == "sqlite":
+            return _translate(exc)
+        where = self.url.render_as_string(hide_password=True)
+        text = str(exc.orig).strip()
+        lowered = text.lower()
+        if "password" in lowered or "authentication" in lowered or "role" in lowered:
+            hint = "check the user name and password in the URL (and pg_hba.conf)"
+        elif "database" in lowered and "does not exist" in lowered:
+            hint = "create the database first (createdb), or fix its name in the URL"
+        else:
+            hint = "is the server running and listening on that host and port?"
+        return StoreUnavailableError(f"cannot connect to {where}: {text}; {hint}")
+
     @contextlib.contextmanager
     def connect(self, *, read: bool = True) -> Iterator[Connection]:
-        """A connection for reads (or, ``read=False``, for writes the caller commits)."""
-        try:
-            with self._serial, self.engine.connect() as connection:
-                yield connection.execution_options(dvcflow_read=read)
-        except DBAPIError as exc:
-            raise _translate(exc) from exc
+        """A connection for reads (or, ``read=False``, for writes the caller commits).
+
+        Raises:
+            StoreUnavailableError: no connection could be had.
+            ConcurrencyError: the connection was lost or a statement timed out; retry.
+        """
+        with self._serial:
+            connection = self._checkout()
+            try:
+                with connection:
+                    yield connection.execution_options(dvcflow_read=read)
+            except DBAPIError as exc:
+                raise _translate(exc) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any exception.
 
         Raises:
-            ConcurrencyError: a lost race (unique or compare-and-set) or a busy database;
-                nothing was written, retry.
-            StoreUnavailableError: the database went away.
+            ConcurrencyError: a lost race (unique or compare-and-set), a busy database, a
+                statement timeout, or a connection lost mid-transaction; nothing was written
+                unless the connection was lost during the commit itself, which a retry with
+                the same ``command_id`` resolves.
+            StoreUnavailableError: no connection could be had (server down, bad credentials).
         """
-        try:
-            with self._serial, self.engine.begin() as connection:
-                yield connection
-        except IntegrityError as exc:
-            if _unique_violation(exc):
-                raise ConcurrencyError(
-                    f"another command changed the same data first: {exc.orig}"
-                ) from exc
-            raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
-        except DBAPIError as exc:
-            raise _translate(exc) from exc
+        with self._serial:
+            connection = self._checkout()
+            try:
+                with connection, connection.begin():
+                    yield connection
+            except IntegrityError as exc:
+                if _unique_violation(exc):
+                    raise ConcurrencyError(
+                        f"another command changed the same data first: {exc.orig}"
+                    ) from exc
+                raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
+            except DBAPIError as exc:
+                raise _translate(exc) from exc
 
     # -- procedure versions ----------------------------------------------------------------
 
@@ -216,6 +306,16 @@ class Store:
                 # publication times strictly increasing, even under a frozen clock.
                 if latest >= row["published_at"]:
                     row = row | {"published_at": latest + dt.timedelta(microseconds=1)}
+            if self.dialect == "postgresql":
+                # Processes publishing one catalogue at once: the first insert wins, the others
+                # find the same content (the id is its hash) and carry on.
+                inserted = connection.execute(
+                    postgresql.insert(procedure_versions)
+                    .values(**row)
+                    .on_conflict_do_nothing(index_elements=[procedure_versions.c.id])
+                    .returning(procedure_versions.c.id)
+                ).first()
+                return inserted is not None
             connection.execute(procedure_versions.insert().values(**row))
         return exists is None
 
@@ -395,24 +495,22 @@ class Store:
         connection.execute(query.values(active=False))
 
     def due_timers(self, connection: Connection, now: dt.datetime, limit: int) -> list[Row[Any]]:
-        """Active timers due at ``now``, earliest first (claimed with SKIP LOCKED on PostgreSQL)."""
-        query = (
-            sa.select(timers)
-            .where(timers.c.active.is_(True), timers.c.due_at <= now)
-            .order_by(timers.c.due_at, timers.c.id)
-            .limit(limit)
-        )
-        if self.dialect != "sqlite":
-            query = query.with_for_update(skip_locked=True)
-        return list(connection.execute(query))
+        """Active timers due at ``now``, earliest first: candidates, each claimed on firing.
+
+        One index range (``active, due_at``): the sweeper reads only what is due.
+        """
+        return list(connection.execute(_DUE_TIMERS, {"b_now": now, "b_limit": limit}))
 
     def claim_timer(self, connection: Connection, timer_id: int, now: dt.datetime) -> bool:
-        """Mark a timer fired, if no one else did: exactly once."""
-        result = connection.execute(
-            timers.update()
-            .where(timers.c.id == timer_id, timers.c.active.is_(True))
-            .values(active=False, fired_at=now)
-        )
+        """Mark a timer fired in the firing transaction, if no one else did: exactly once.
+
+        On PostgreSQL the row is claimed ``FOR UPDATE SKIP LOCKED``: a timer that another
+        sweeper is firing at this moment is passed over at once instead of waited for (should
+        that transaction roll back, the timer stays due for the next tick). On SQLite the
+        writer lock serialises claims and the ``active`` test alone makes them exactly-once.
+        """
+        query = _CLAIM_TIMER if self.dialect == "sqlite" else _CLAIM_TIMER_SKIP_LOCKED
+        result = connection.execute(query, {"b_id": timer_id, "b_now": now})
         return result.rowcount == 1
 
     def timers_of(self, connection: Connection, dossier_id: str) -> list[Row[Any]]:
@@ -503,6 +601,28 @@ _MOVE_HEAD = (
 _COMMAND = sa.select(commands).where(commands.c.id == sa.bindparam("b_id"))
 _INSERT_COMMAND = commands.insert()
 _INSERT_OUTBOX = outbox.insert()
+_DUE_TIMERS = (
+    sa.select(timers)
+    .where(timers.c.active.is_(True), timers.c.due_at <= sa.bindparam("b_now"))
+    .order_by(timers.c.due_at, timers.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_CLAIM_TIMER = (
+    timers.update()
+    .where(timers.c.id == sa.bindparam("b_id"), timers.c.active.is_(True))
+    .values(active=False, fired_at=sa.bindparam("b_now"))
+)
+_CLAIM_TIMER_SKIP_LOCKED = (
+    timers.update()
+    .where(
+        timers.c.id
+        == sa.select(timers.c.id)
+        .where(timers.c.id == sa.bindparam("b_id"), timers.c.active.is_(True))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(active=False, fired_at=sa.bindparam("b_now"))
+)
 
 
 def _stored(row: Row[Any]) -> StoredEvent:
@@ -514,13 +634,40 @@ def _unique_violation(exc: IntegrityError) -> bool:
     return code == "23505" or "unique constraint" in str(exc.orig).lower()
 
 
+_BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
+"""PostgreSQL: serialization failure, deadlock, lock not available, statement timeout."""
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+"""PostgreSQL: the server ended the session (terminated, crashed, shutting down)."""
+
+
 def _translate(exc: DBAPIError) -> DvcflowError:
+    state = getattr(exc.orig, "sqlstate", None)
     text = str(exc.orig).lower()
-    if "locked" in text or "busy" in text or "could not serialize" in text or "deadlock" in text:
+    if state in _BUSY_STATES or (
+        state is None and ("locked" in text or "busy" in text or "deadlock" in text)
+    ):
         return ConcurrencyError(f"the database is busy: {exc.orig}; retry the command")
+    if exc.connection_invalidated or state in _LOST_STATES or (state or "").startswith("08"):
+        # The pool drops the dead connection; a retry gets a fresh one. A command lost during
+        # its commit may have been written: a retry with the same command_id returns it.
+        return ConcurrencyError(
+            f"the database connection was lost: {exc.orig}; retry the command "
+            "(with the same command_id)"
+        )
     if isinstance(exc, OperationalError):
         return StoreUnavailableError(f"the database is unreachable: {exc.orig}")
     return StoreUnavailableError(f"database error: {exc.orig}")
+
+
+def _check_server_version(info: Sequence[int | str] | None) -> None:
+    """Refuse a PostgreSQL server older than `MIN_POSTGRESQL`, before anything is written."""
+    major = info[0] if info else None
+    if isinstance(major, int) and major < MIN_POSTGRESQL:
+        have = ".".join(str(part) for part in info or ())
+        raise StoreUnavailableError(
+            f"PostgreSQL {have} is older than the oldest supported, {MIN_POSTGRESQL}: "
+            "upgrade the server"
+        )
 
 
 def default_key_path(store: Store) -> Path | None:

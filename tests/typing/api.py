@@ -1,0 +1,58 @@
+"""The public API as users type it: ``make test`` checks this file with ``mypy --strict``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dvcflow
+from dvcflow import deadlines
+from dvcflow.levels import Level, OnlineClass, lifecycle_for
+
+
+def catalogue(path: Path) -> list[tuple[str, Level, OnlineClass | None]]:
+    """Procedures with their derived level and class."""
+    catalog = dvcflow.Catalog.from_path(path)
+    return [(procedure.code, procedure.level, procedure.online_class) for procedure in catalog]
+
+
+def due(received: dt.datetime) -> dt.datetime | None:
+    """A due date on the default calendar."""
+    calendar = dvcflow.WorkingCalendar()
+    return deadlines.due_at(calendar, received, dvcflow.Duration.working_days(5))
+
+
+def kernel_walk(procedure: dvcflow.ProcedureSpec, now: dt.datetime) -> dvcflow.Decision:
+    """A first command decided in memory."""
+    kernel = dvcflow.Kernel(procedure)
+    officer = dvcflow.Actor.staff("cb-01", roles={"receiving_officer"}, agency=procedure.agency)
+    applicant = dvcflow.Applicant(dvcflow.ApplicantType.CITIZEN, "001099012345", "Nguyễn Văn An")
+    payload: dict[str, object] = {"applicant": applicant, "fees_collected": True}
+    try:
+        return kernel.decide(
+            None, "receive", actor=officer, payload=payload, now=now, dossier_id="d-1"
+        )
+    except dvcflow.RefusedError as refusal:
+        reasons: tuple[str, ...] = refusal.reasons
+        raise ValueError(reasons) from refusal
+
+
+def engine_walk(catalog: dvcflow.Catalog, clock: dvcflow.FrozenClock) -> dvcflow.DossierSnapshot:
+    """A command through the durable engine, retried on a lost race."""
+    engine = dvcflow.Engine.open("sqlite:///:memory:", catalog=catalog, clock=clock)
+    head = dvcflow.Actor.staff("tp-01", roles={"department_head"}, agency="G01")
+    snapshot = dvcflow.retry(lambda: engine.fire("d-1", "start", actor=head, command_id="c-1"))
+    status: dvcflow.NationalStatus = snapshot.national_status
+    page: dvcflow.Page = engine.find(national_status=status, limit=10)
+    checkpoint: dvcflow.Checkpoint = engine.checkpoint()
+    engine.verify_history(snapshot.id, checkpoint=checkpoint)
+    history: list[dvcflow.HistoryEvent] = engine.history(snapshot.id)
+    del page, history
+    engine.close()
+    return snapshot
+
+
+def diagram(procedure: dvcflow.ProcedureSpec) -> int:
+    """The number of states a procedure's lifecycle has."""
+    spec: dvcflow.LifecycleSpec = lifecycle_for(procedure)
+    return len(spec.states)
