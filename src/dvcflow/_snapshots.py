@@ -10,6 +10,7 @@ import attrs
 
 from dvcflow._clock import to_utc
 from dvcflow._dossier import Dossier, decode_changes, encode_changes
+from dvcflow._kernel import Event
 from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 
 __all__ = ["DossierSnapshot", "HistoryEvent", "Page", "aware", "history_event"]
@@ -85,23 +86,17 @@ class DossierSnapshot:
 
 
 @attrs.frozen
-class HistoryEvent:
-    """One event of a dossier's history, as recorded."""
+class HistoryEvent(Event):
+    """One event of a dossier's history, as recorded.
 
-    seq: int
-    version: int
-    trigger: str
-    source: str
-    target: str
-    at: dt.datetime
-    actor: str
-    roles: tuple[str, ...]
-    acting_for: str | None
-    agency: str | None
-    data: Mapping[str, Any]
-    changes: Mapping[str, Any]
-    visit: bool
-    personal: Mapping[str, Any]
+    The kernel's event, plus where it sits in the database-wide chain, the channel and
+    procedure version it was decided under, and the references to its personal payloads.
+    """
+
+    seq: int = 0
+    channel: str | None = None
+    procedure_version: str | None = None
+    personal: Mapping[str, Any] = attrs.field(factory=dict)
     """References to personal payloads: ``{kind: {"id": ..., "digest": ...}}``."""
 
 
@@ -114,8 +109,9 @@ class Page:
 
 
 def history_event(seq: int, body: Mapping[str, Any]) -> HistoryEvent:
+    """An event read back from its canonical body."""
     return HistoryEvent(
-        seq=seq,
+        dossier_id=body["dossier_id"],
         version=body["version"],
         trigger=body["trigger"],
         source=body["source"],
@@ -128,6 +124,9 @@ def history_event(seq: int, body: Mapping[str, Any]) -> HistoryEvent:
         data=body["data"],
         changes=body["changes"],
         visit=body["visit"],
+        seq=seq,
+        channel=body.get("channel"),
+        procedure_version=body.get("procedure_version"),
         personal=body["personal"],
     )
 
