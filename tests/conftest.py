@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from dvcflow import Catalog
 from pg import Cluster, Database, missing_reason
 
 settings.register_profile("dev", max_examples=100, deadline=None)
@@ -50,7 +51,7 @@ def pg_cluster() -> Iterator[Cluster]:
     if reason is not None:
         if _in_ci():
             pytest.fail(f"CI=true needs PostgreSQL: {reason}")
-        pytest.skip(reason)
+        pytest.skip(f"PostgreSQL is not installed here: {reason}")
     cluster = Cluster().start()
     try:
         yield cluster
@@ -79,3 +80,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture(scope="session")
+def catalog(examples_dir: Path) -> Catalog:
+    """The example catalogue (immutable, shared by the whole session)."""
+    return Catalog.from_path(examples_dir)

@@ -16,11 +16,6 @@ from dvcflow.levels import lifecycle_for
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    return Catalog.from_path(examples_dir)
-
-
 class TestMermaid:
     def test_every_state_and_edge_drawn(self, catalog: Catalog) -> None:
         """Each state appears with its national code, and each state-changing edge is drawn."""

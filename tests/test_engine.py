@@ -216,12 +216,6 @@ def to_processing(engine: Engine, clock: FrozenClock) -> DossierSnapshot:
     return engine.fire(received.id, "start", actor=HEAD, payload={"specialist": "specialist-1"})
 
 
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    """The example catalogue."""
-    return Catalog.from_path(examples_dir)
-
-
 @pytest.fixture
 def clock() -> FrozenClock:
     """A clock frozen on a Monday morning in Hanoi."""

@@ -37,12 +37,6 @@ def run(*argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    """The example catalogue."""
-    return Catalog.from_path(examples_dir)
-
-
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """The SQLite file."""

@@ -197,12 +197,6 @@ def launch(folder: Path, db: Database, mode: str, workers: int, **args: Any) -> 
     return outputs
 
 
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    """The example catalogue."""
-    return Catalog.from_path(examples_dir)
-
-
 @pytest.fixture
 def engine(db: Database, catalog: Catalog) -> Iterator[Engine]:
     """The test's own engine on the shared database (it creates the schema and the key)."""

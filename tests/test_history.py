@@ -103,12 +103,6 @@ def containing(db: Database, value: str, tables: tuple[str, ...] = TABLES) -> li
     return sorted(set(found))
 
 
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    """The example catalogue."""
-    return Catalog.from_path(examples_dir)
-
-
 @pytest.fixture
 def clock() -> FrozenClock:
     """A clock frozen on a Monday morning in Hanoi."""

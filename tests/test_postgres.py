@@ -10,7 +10,6 @@ import datetime as dt
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,12 +40,6 @@ OFFICER = Actor.staff("officer-1", roles={"receiving_officer"}, agency=AGENCY)
 HEAD = Actor.staff("head-1", roles={"department_head"}, agency=AGENCY)
 AN = Applicant(ApplicantType.CITIZEN, "001099012345", "Nguyễn Văn An", phone="0912345678")
 FORM = {"business_name": "Tạp hóa An", "capital_vnd": 1, "business_lines": "bán lẻ"}
-
-
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    """The example catalogue."""
-    return Catalog.from_path(examples_dir)
 
 
 @pytest.fixture

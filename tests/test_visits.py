@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from dvcflow import Catalog, Kernel, count_visits
 from dvcflow._demo import walk
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-@pytest.fixture(scope="module")
-def catalog(examples_dir: Path) -> Catalog:
-    return Catalog.from_path(examples_dir)
 
 
 def visits(
