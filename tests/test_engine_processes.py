@@ -93,7 +93,8 @@ try:
                 except ConcurrencyError as exc:
                     result.append({"command": command, "error": str(exc)})
                     continue
-                again = assign()
+                # The repeat also waits for SQLite's writer lock: under load it may need a retry.
+                again = retry(assign, attempts=40, backoff=0.002)
                 result.append(
                     {
                         "command": command,
