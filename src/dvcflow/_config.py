@@ -1,4 +1,4 @@
-"""The configuration file: database tuning, calendars, rule-pack overrides, codes, history key."""
+"""The configuration file: database, calendars, rule packs, codes, history key, back ends."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ from typing import Any
 
 import attrs
 
+from dvcflow._backend_config import (
+    PaymentSettings,
+    ProviderConfig,
+    Routing,
+    WorkerSettings,
+    read_backends,
+    resolve_providers,
+)
+from dvcflow._backends import Provider
 from dvcflow._calendar import (
     DEFAULT_OFFICE_HOURS,
     CalendarOverride,
@@ -41,7 +50,17 @@ MIN_KEY_BYTES = 32
 
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-_SECTIONS = ("calendar", "codes", "database", "history", "rule_packs")
+_SECTIONS = (
+    "calendar",
+    "codes",
+    "database",
+    "history",
+    "payments",
+    "providers",
+    "routing",
+    "rule_packs",
+    "worker",
+)
 _CALENDAR_KEYS = ("office_hours", "overrides")
 
 
@@ -94,6 +113,10 @@ def _freeze_calendars(value: Mapping[str, WorkingCalendar]) -> Mapping[str, Work
     return MappingProxyType(calendars)
 
 
+def _freeze_providers(value: Mapping[str, ProviderConfig]) -> Mapping[str, ProviderConfig]:
+    return MappingProxyType(dict(value))
+
+
 # WorkingCalendar and RulePacks compare by identity; a configuration compares by content.
 def _calendar_key(calendar: WorkingCalendar) -> tuple[object, ...]:
     return (calendar.office_hours, calendar.overrides, calendar.timezone.key)
@@ -131,6 +154,10 @@ class Config:
         agency_calendars: per-agency working calendars, by agency code (read-only).
         rule_packs: the rule packs in force: the built-in ones, replaced or extended by file.
         codes: how dossier codes are written.
+        providers: the back ends by name (``[providers.<name>]``), secrets still unread.
+        routing: which provider serves payments, deliveries and notifications for whom.
+        worker: how the outbox worker claims, retries and gives up.
+        payments: callback limits, reconciliation and refunds.
     """
 
     source: str | None = attrs.field(default=None, eq=False)
@@ -148,6 +175,16 @@ class Config:
     )
     rule_packs: RulePacks = attrs.field(factory=RulePacks.builtin, eq=_packs_key)
     codes: CodeFormat = attrs.field(factory=CodeFormat)
+    providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict, converter=_freeze_providers)
+    routing: Routing = attrs.field(factory=Routing)
+    worker: WorkerSettings = attrs.field(factory=WorkerSettings)
+    payments: PaymentSettings = attrs.field(factory=PaymentSettings)
+
+    @routing.validator
+    def _check_routing(self, _attribute: attrs.Attribute[Any], value: Routing) -> None:
+        missing = sorted(value.names() - set(self.providers))
+        if missing:
+            raise InvalidValueError("routing", f"no provider {missing[0]!r} is defined")
 
     @classmethod
     def default(cls) -> Config:
@@ -194,6 +231,15 @@ class Config:
         value = dict(data) if isinstance(data, Mapping) else data
         root = Node(value, "", Report(source))
         return _read_config(root, Path() if base is None else Path(base))
+
+    def resolved_providers(self, environ: Mapping[str, str] | None = None) -> dict[str, Provider]:
+        """Every configured provider with its secrets read from the environment.
+
+        Raises:
+            ConfigurationError: at ``providers.<name>.secrets.<secret>`` for each environment
+                variable that is not set. Values are never shown.
+        """
+        return resolve_providers(self.providers, self.source or "<config>", environ)
 
     def calendar_for(self, agency: str) -> WorkingCalendar:
         """The working calendar of ``agency``: its own if configured, else the default one."""
@@ -438,5 +484,6 @@ def _read_config(root: Node, base: Path) -> Config:
         RulePacks.builtin() if packs_file is None else files.rule_packs(packs_file)
     )
     values["codes"] = _read_codes(root)
+    values |= read_backends(root)
     report.raise_if_any(ConfigurationError)
     return Config(source=report.source, **values)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -21,15 +22,21 @@ from sqlalchemy import (
 
 __all__ = [
     "applicants",
+    "callbacks",
     "chain_head",
     "code_sequences",
     "commands",
     "dossiers",
     "events",
+    "incidents",
     "metadata",
     "outbox",
     "payloads",
+    "payment_attempts",
+    "payments",
     "procedure_versions",
+    "refunds",
+    "security_log",
     "timers",
 ]
 
@@ -152,10 +159,120 @@ outbox = Table(
     Column("kind", String(40), nullable=False),
     Column("data", JSON, nullable=False),
     Column("created_at", Instant, nullable=False),
-    Column("status", String(20), nullable=False, default="pending"),
+    Column(
+        "status", String(20), nullable=False, default="pending", comment="pending/done/incident"
+    ),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Instant, nullable=False),
+    Column("next_attempt_at", Instant, nullable=False, comment="also the end of a claim's lease"),
+    Column("claimed_by", String(80), nullable=True, comment="the worker of the latest attempt"),
+    Column("last_error", Text, nullable=True),
+    Column("done_at", Instant, nullable=True),
     Index(None, "status", "next_attempt_at"),
+    Index(None, "dossier_id"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("outbox.id"), nullable=False),
+    Column("dossier_id", String(36), nullable=False),
+    Column("kind", String(40), nullable=False, comment="the effect's kind"),
+    Column("opened_at", Instant, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("status", String(12), nullable=False, comment="open/retried/skipped"),
+    Column("resolved_at", Instant, nullable=True),
+    Column("resolved_by", String(120), nullable=True),
+    Column("note", Text, nullable=True),
+    Index(None, "status", "id"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reference", String(40), nullable=False, unique=True, comment="sent to the provider"),
+    Column("dossier_id", String(36), ForeignKey("dossiers.id"), nullable=False),
+    Column("fee_kind", String(12), nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="whole VND"),
+    Column("method", String(12), nullable=False, comment="online/counter"),
+    Column("state", String(12), nullable=False, comment="pending/awaiting/paid/cancelled/refunded"),
+    Column("outbox_key", String(160), nullable=True, unique=True, comment="the request's effect"),
+    Column("provider", String(60), nullable=True),
+    Column("provider_ref", String(120), nullable=True),
+    Column("url", Text, nullable=True),
+    Column("expires_at", Instant, nullable=True),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Column("paid_at", Instant, nullable=True),
+    Column("paid_amount", BigInteger, nullable=True),
+    Column("receipt", String(120), nullable=True, comment="e-receipt reference"),
+    Column("refunded_amount", BigInteger, nullable=False, default=0),
+    Column("cancel_reason", String(60), nullable=True),
+    Index(None, "dossier_id"),
+    Index(None, "state", "updated_at"),
+)
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=False),
+    Column("call", String(12), nullable=False, comment="create/query/cancel/refund"),
+    Column("idempotency_key", String(160), nullable=False),
+    Column("state", String(12), nullable=False, comment="created/started/succeeded/failed/error"),
+    Column("finished", Boolean, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Column("error", Text, nullable=True),
+    Index(None, "payment_id"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reference", String(40), nullable=False, unique=True),
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=True),
+    Column("dossier_id", String(36), ForeignKey("dossiers.id"), nullable=False),
+    Column("fee_kind", String(12), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("state", String(12), nullable=False, comment="requested/succeeded/failed/counter"),
+    Column("outbox_key", String(160), nullable=False, unique=True),
+    Column("reason", String(60), nullable=False),
+    Column("provider_ref", String(120), nullable=True),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Index(None, "dossier_id"),
+)
+
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(60), nullable=False),
+    Column("event_id", String(120), nullable=False, comment="the provider's id: deduplication"),
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=True),
+    Column("outcome", String(12), nullable=False),
+    Column("result", String(20), nullable=False, comment="applied/duplicate/stale/unowed"),
+    Column("received_at", Instant, nullable=False),
+    Column("raw", LargeBinary, nullable=False, comment="the body as received"),
+    UniqueConstraint("provider", "event_id"),
+    Index(None, "payment_id"),
+)
+
+security_log = Table(
+    "security_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Instant, nullable=False),
+    Column("source", String(80), nullable=False, comment="e.g. callback:<provider>"),
+    Column("kind", String(40), nullable=False, comment="bad_signature, oversize, ..."),
+    Column("detail", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("digest", String(64), nullable=False, comment="SHA-256 of the raw body"),
+    Column("excerpt", Text, nullable=False, comment="the first bytes, escaped"),
 )
 
 timers = Table(

@@ -7,7 +7,9 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 __all__ = [
+    "BackendError",
     "CalendarError",
+    "CallbackError",
     "CommandConflictError",
     "ConcurrencyError",
     "ConfigurationError",
@@ -16,6 +18,7 @@ __all__ = [
     "InvalidValueError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PluginError",
     "Problem",
     "RefusedError",
     "SchemaError",
@@ -138,3 +141,40 @@ class SignatureError(DvcflowError):
 
 class TamperedHistoryError(DvcflowError):
     """A dossier's history no longer verifies: an event was edited, deleted, inserted or moved."""
+
+
+class PluginError(DvcflowError):
+    """A plugin does not fit dvcflow's hook specifications (a misspelt hook, a wrong argument).
+
+    Raised when the plugin is registered, so a typo fails at start-up, not at the first call.
+    """
+
+
+class BackendError(DvcflowError):
+    """A back end (payment gateway, courier, message gateway) failed to do what was asked.
+
+    Args:
+        message: what went wrong, without secrets or personal data.
+        retryable: whether trying again later may succeed (a timeout, a 5xx); ``False`` for an
+            answer that will not change (a rejected request, a missing provider), which the
+            outbox worker turns into an incident at once.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class CallbackError(DvcflowError):
+    """A back-end callback was rejected; it is in the security log and nothing else changed.
+
+    Malformed, oversize, for an unknown reference or with an amount that does not match.
+
+    Args:
+        kind: what was wrong, e.g. ``"unknown_reference"``, ``"amount_mismatch"``.
+        message: a human-readable explanation.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind

@@ -1,0 +1,259 @@
+"""Values that cross the plugin boundary: providers, payment, delivery and notification messages.
+
+Everything here is a frozen attrs value with plain fields, so a plugin can be written and
+tested without an engine. None of them carries personal data unless a field says so: a
+reference, an idempotency key or a description is safe to log and to send to a provider.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from dvcflow._lifecycle import NationalStatus
+from dvcflow._values import DeliveryMethod, FeeKind, Money
+from dvcflow.errors import BackendError
+
+__all__ = [
+    "CallbackReply",
+    "DeliveryReceipt",
+    "DeliveryRequest",
+    "Family",
+    "Notification",
+    "NotificationReceipt",
+    "PaymentLink",
+    "PaymentOutcome",
+    "PaymentQuery",
+    "PaymentReport",
+    "PaymentRequest",
+    "Provider",
+    "RefundRequest",
+    "RefundResult",
+    "TransitionRecord",
+]
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+class Family(enum.Enum):
+    """A family of back ends: which hooks a provider answers and which effects reach it."""
+
+    PAYMENT = "payment"
+    DELIVERY = "delivery"
+    NOTIFICATION = "notification"
+
+
+@attrs.frozen
+class Provider:
+    """A configured back end: its name, the plugin type serving it, its settings and secrets.
+
+    The configuration file names providers under ``[providers.<name>]``; ``type`` says which
+    plugin answers for it (``"national_payment"``, ``"fake"``, or a third-party plugin's).
+    Secrets are read from the environment variables the file names, when the engine opens;
+    they never appear in a ``repr``.
+    """
+
+    name: str
+    type: str
+    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    secrets: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, eq=False
+    )
+
+    def setting(self, name: str, default: Any = None) -> Any:  # noqa: ANN401 - plugin-defined
+        """A setting of ``[providers.<name>.settings]``, or ``default``."""
+        return self.settings.get(name, default)
+
+    def secret(self, name: str) -> str:
+        """The secret ``name`` (``[providers.<name>.secrets]``), read from the environment.
+
+        Raises:
+            BackendError: not retryable, when the configuration names no such secret.
+        """
+        try:
+            return self.secrets[name]
+        except KeyError:
+            raise BackendError(
+                f"provider {self.name!r} has no secret {name!r}: add it to "
+                f"[providers.{self.name}.secrets] with the environment variable holding it",
+                retryable=False,
+            ) from None
+
+
+class PaymentOutcome(enum.Enum):
+    """Where a payment stands at the provider, in provider-neutral terms."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the payment will not change any more."""
+        return self is not PaymentOutcome.PENDING
+
+
+@attrs.frozen
+class PaymentRequest:
+    """Ask a provider for a payment link for one fee of one dossier.
+
+    Attributes:
+        reference: dvcflow's payment reference (the national platform's ``MaThamChieu``):
+            unique, stable across retries, no personal data.
+        idempotency_key: the outbox effect's key; the same key must never charge twice.
+        description: what is paid for (procedure and fee names), no personal data.
+    """
+
+    reference: str
+    idempotency_key: str
+    dossier_id: str
+    dossier_code: str | None
+    procedure: str
+    agency: str
+    fee_kind: FeeKind
+    amount: Money
+    description: str
+    expires_at: dt.datetime | None = None
+
+
+@attrs.frozen
+class PaymentLink:
+    """A provider's answer to a `PaymentRequest`: where the applicant pays."""
+
+    url: str
+    provider_ref: str | None = None
+    """The provider's transaction id, when it gives one at creation."""
+    expires_at: dt.datetime | None = None
+
+
+@attrs.frozen
+class PaymentQuery:
+    """Ask a provider about (or to cancel) a payment it was asked for."""
+
+    reference: str
+    provider_ref: str | None
+    amount: Money
+    idempotency_key: str
+
+
+@attrs.frozen
+class PaymentReport:
+    """What a provider says of a payment: a verified callback, or the answer to a query.
+
+    Attributes:
+        event_id: the provider's id of this report; a report seen before is a no-op.
+        reference: dvcflow's payment reference it is about.
+        amount: what the provider says was paid; checked against what the dossier owes.
+        receipt: the e-receipt (biên lai điện tử) reference, when the provider issues one.
+    """
+
+    event_id: str
+    reference: str
+    outcome: PaymentOutcome
+    amount: Money | None = None
+    provider_ref: str | None = None
+    receipt: str | None = None
+    at: dt.datetime | None = None
+
+
+@attrs.frozen
+class RefundRequest:
+    """Give back (part of) a paid fee."""
+
+    reference: str
+    """The refund's own reference, unique and stable across retries."""
+    payment_reference: str
+    provider_ref: str | None
+    fee_kind: FeeKind
+    amount: Money
+    idempotency_key: str
+    reason: str
+
+
+@attrs.frozen
+class RefundResult:
+    """A provider's answer to a `RefundRequest`."""
+
+    outcome: PaymentOutcome
+    provider_ref: str | None = None
+
+
+@attrs.frozen
+class CallbackReply:
+    """The HTTP response a callback endpoint sends back to the provider."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
+class Notification:
+    """A message for the applicant or an officer about a dossier (the next issue adds templates).
+
+    ``event`` names what happened (``"received"``, ``"payment_due"``, ``"form_01"`` for an
+    issued form, ``"due_soon"`` for a reminder); ``data`` holds its plain, non-personal details.
+    """
+
+    key: str
+    dossier_id: str
+    dossier_code: str | None
+    procedure: str
+    agency: str
+    event: str
+    recipient: str
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
+class NotificationReceipt:
+    """A notification provider's answer: its message id and status."""
+
+    provider_ref: str | None = None
+    status: str = "sending"
+
+
+@attrs.frozen
+class DeliveryRequest:
+    """Send a dossier's result to the applicant (postal, electronic or for collection)."""
+
+    key: str
+    dossier_id: str
+    dossier_code: str | None
+    procedure: str
+    agency: str
+    method: DeliveryMethod
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
+class DeliveryReceipt:
+    """A delivery provider's answer: its waybill or link reference and status."""
+
+    provider_ref: str | None = None
+    status: str = "registered"
+
+
+@attrs.frozen
+class TransitionRecord:
+    """A committed transition, as lifecycle observers see it (no personal data)."""
+
+    dossier_id: str
+    code: str | None
+    procedure: str
+    agency: str
+    trigger: str
+    source: str
+    target: str
+    version: int
+    national_status: NationalStatus
+    at: dt.datetime
