@@ -311,8 +311,8 @@ BAD_FILES = [
         id="unknown-key-with-hint",
     ),
     pytest.param(
-        "[providers]\n",
-        ["CONFIG: providers: unknown key"],
+        "[frobnicate]\n",
+        ["CONFIG: frobnicate: unknown key"],
         id="unknown-key-without-hint",
     ),
     pytest.param(

@@ -49,13 +49,12 @@ from dvcflow import (
     replay,
     retry,
 )
-from dvcflow._demo import happy_path
 from pg import Database
+from support import HALF_HOUR, drive, migrations_head
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=VN)
 """A Monday morning in Hanoi."""
-HALF_HOUR = dt.timedelta(minutes=30)
 
 TABLES = (
     "procedure_versions",
@@ -165,48 +164,6 @@ def submit_birth(
         delivery=DeliveryMethod.ELECTRONIC,
         command_id=command_id,
     )
-
-
-def intake(
-    engine: Engine, procedure: ProcedureSpec, command: tuple[str, Actor, dict[str, Any]]
-) -> DossierSnapshot:
-    """The first command of `happy_path`, through `Engine.submit`."""
-    trigger, actor, payload = command
-    return engine.submit(
-        procedure.code,
-        applicant=payload["applicant"],
-        actor=actor,
-        channel=Channel.ONLINE if trigger == "submit" else Channel.IN_PERSON,
-        form=payload["form"],
-        documents=payload["documents"],
-        delivery=DeliveryMethod(payload["delivery"]),
-        fees_collected=bool(payload.get("fees_collected")),
-    )
-
-
-def drive(
-    engine: Engine,
-    clock: FrozenClock,
-    procedure: ProcedureSpec,
-    *,
-    stop_after: str | None = None,
-    each: Callable[[DossierSnapshot, str], None] | None = None,
-) -> DossierSnapshot:
-    """Run `happy_path` on the database, half an hour apart, calling ``each`` after a command."""
-    commands = happy_path(procedure)
-    snapshot = intake(engine, procedure, next(commands))
-    if each is not None:
-        each(snapshot, "intake")
-    while snapshot.state != stop_after:
-        clock.advance(HALF_HOUR)
-        try:
-            trigger, actor, payload = commands.send(snapshot.dossier)
-        except StopIteration:
-            break
-        snapshot = engine.fire(snapshot.id, trigger, actor=actor, payload=payload)
-        if each is not None:
-            each(snapshot, trigger)
-    return snapshot
 
 
 def to_processing(engine: Engine, clock: FrozenClock) -> DossierSnapshot:
@@ -1270,7 +1227,7 @@ class TestOpen:
     @pytest.mark.usefixtures("engine")
     def test_open_creates_the_schema_at_head(self, db: Database) -> None:
         """A new database is at the head revision with every table and a chain head."""
-        assert rows(db, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert rows(db, "SELECT version_num FROM alembic_version") == [(migrations_head(),)]
         assert rows(db, "SELECT seq FROM chain_head") == [(0,)]
         if db.dialect == "sqlite":
             assert rows(db, "PRAGMA journal_mode") == [("wal",)]

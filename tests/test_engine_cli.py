@@ -15,6 +15,7 @@ import pytest
 from dvcflow import Actor, Applicant, ApplicantType, Catalog, Channel, Engine, FrozenClock
 from dvcflow._cli import EXIT_ENVIRONMENT, EXIT_INVALID, EXIT_OK, main
 from dvcflow._demo import happy_path
+from support import migrations_head
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
 AGENCY = "UBND-XA.002"
@@ -77,7 +78,7 @@ class TestDbUpgrade:
         """`db upgrade` creates the schema at the head revision, and is idempotent."""
         assert run("db", "upgrade", "--db", url) == (
             EXIT_OK,
-            f"{url}: schema at revision 0001\n",
+            f"{url}: schema at revision {migrations_head()}\n",
         )
         assert run("db", "upgrade", "--db", url)[0] == EXIT_OK
         with contextlib.closing(sqlite3.connect(db_path)) as connection:

@@ -2,6 +2,24 @@
 
 from importlib.metadata import version as _version
 
+from dvcflow._backend_config import PaymentSettings, ProviderConfig, Routing, WorkerSettings
+from dvcflow._backends import (
+    CallbackReply,
+    DeliveryReceipt,
+    DeliveryRequest,
+    Family,
+    Notification,
+    NotificationReceipt,
+    PaymentLink,
+    PaymentOutcome,
+    PaymentQuery,
+    PaymentReport,
+    PaymentRequest,
+    Provider,
+    RefundRequest,
+    RefundResult,
+    TransitionRecord,
+)
 from dvcflow._calendar import CalendarOverride, OfficeHours, WorkingCalendar, load_overrides
 from dvcflow._catalog import Catalog
 from dvcflow._clock import Clock, FrozenClock, SystemClock
@@ -14,6 +32,8 @@ from dvcflow._history import Checkpoint
 from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
 from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
 from dvcflow._migration import MigrationItem, MigrationPlan
+from dvcflow._outbox import Incident, Outbox, OutboxItem
+from dvcflow._payments import PaymentRecord, Payments, RefundRecord, SecurityRecord
 from dvcflow._policies import ClockPolicy, PaymentWaitPolicy, SupplementExpiry, SupplementPolicy
 from dvcflow._procedure import (
     CapabilitiesSpec,
@@ -50,8 +70,11 @@ from dvcflow._values import (
     Money,
 )
 from dvcflow._visits import count_visits
+from dvcflow._worker import Worker, WorkerReport
 from dvcflow.errors import (
+    BackendError,
     CalendarError,
+    CallbackError,
     CommandConflictError,
     ConcurrencyError,
     ConfigurationError,
@@ -60,6 +83,7 @@ from dvcflow.errors import (
     InvalidValueError,
     NotFoundError,
     PermissionDeniedError,
+    PluginError,
     Problem,
     RefusedError,
     SchemaError,
@@ -67,6 +91,7 @@ from dvcflow.errors import (
     StoreUnavailableError,
     TamperedHistoryError,
 )
+from dvcflow.hookspecs import hookimpl
 from dvcflow.levels import Level, OnlineClass
 
 __version__ = _version("dvcflow")
@@ -79,8 +104,11 @@ __all__ = [
     "ActorKind",
     "Applicant",
     "ApplicantType",
+    "BackendError",
     "CalendarError",
     "CalendarOverride",
+    "CallbackError",
+    "CallbackReply",
     "CapabilitiesSpec",
     "CaseSpec",
     "Catalog",
@@ -101,6 +129,8 @@ __all__ = [
     "DeadlineRules",
     "Decision",
     "DeliveryMethod",
+    "DeliveryReceipt",
+    "DeliveryRequest",
     "DocumentKind",
     "Dossier",
     "DossierSnapshot",
@@ -113,6 +143,7 @@ __all__ = [
     "Engine",
     "Event",
     "ExemptionSpec",
+    "Family",
     "FeeKind",
     "FeeObligation",
     "FeeSpec",
@@ -122,6 +153,7 @@ __all__ = [
     "FormFieldSpec",
     "FrozenClock",
     "HistoryEvent",
+    "Incident",
     "InvalidDefinitionError",
     "InvalidValueError",
     "Kernel",
@@ -132,19 +164,39 @@ __all__ = [
     "Money",
     "NationalStatus",
     "NotFoundError",
+    "Notification",
+    "NotificationReceipt",
     "OfficeHours",
     "OnlineClass",
+    "Outbox",
+    "OutboxItem",
     "Page",
+    "PaymentLink",
+    "PaymentOutcome",
+    "PaymentQuery",
+    "PaymentRecord",
+    "PaymentReport",
+    "PaymentRequest",
+    "PaymentSettings",
     "PaymentWaitPolicy",
+    "Payments",
     "PermissionDeniedError",
+    "PluginError",
     "Problem",
     "ProcedureSpec",
+    "Provider",
+    "ProviderConfig",
     "Reason",
+    "RefundRecord",
+    "RefundRequest",
+    "RefundResult",
     "RefusedError",
     "ResultSpec",
+    "Routing",
     "RulePackSpec",
     "RulePacks",
     "SchemaError",
+    "SecurityRecord",
     "ServiceModel",
     "SignatureError",
     "StateSpec",
@@ -157,11 +209,16 @@ __all__ = [
     "TamperedHistoryError",
     "Text",
     "Timeliness",
+    "TransitionRecord",
     "TransitionSpec",
     "Wait",
+    "Worker",
+    "WorkerReport",
+    "WorkerSettings",
     "WorkingCalendar",
     "__version__",
     "count_visits",
+    "hookimpl",
     "load_overrides",
     "replay",
     "retry",

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from dvcflow._backends import Family, Provider
+from dvcflow._backends import Family, Provider, content_key
 from dvcflow._reader import Node
 from dvcflow.errors import ConfigurationError, InvalidValueError, Problem
 
@@ -51,8 +51,8 @@ class ProviderConfig:
 
     name: str
     type: str
-    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen)
-    secret_env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen)
+    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen, eq=content_key)
+    secret_env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen, eq=content_key)
 
     def resolve(self, environ: Mapping[str, str], source: str) -> tuple[Provider, list[Problem]]:
         """The provider with its secrets, and a problem for each variable that is not set."""
@@ -81,13 +81,27 @@ def _nested(value: Mapping[str, Mapping[Family, str]]) -> Mapping[str, Mapping[F
     return MappingProxyType({key: _family_map(inner) for key, inner in value.items()})
 
 
+def _families_key(value: Mapping[Family, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((family.value, name) for family, name in value.items()))
+
+
+def _nested_key(value: Mapping[str, Mapping[Family, str]]) -> tuple[object, ...]:
+    return tuple(sorted((key, _families_key(inner)) for key, inner in value.items()))
+
+
 @attrs.frozen
 class Routing:
     """Which provider serves each family: per procedure, else per agency, else the default."""
 
-    default: Mapping[Family, str] = attrs.field(factory=dict, converter=_family_map)
-    agencies: Mapping[str, Mapping[Family, str]] = attrs.field(factory=dict, converter=_nested)
-    procedures: Mapping[str, Mapping[Family, str]] = attrs.field(factory=dict, converter=_nested)
+    default: Mapping[Family, str] = attrs.field(
+        factory=dict, converter=_family_map, eq=_families_key
+    )
+    agencies: Mapping[str, Mapping[Family, str]] = attrs.field(
+        factory=dict, converter=_nested, eq=_nested_key
+    )
+    procedures: Mapping[str, Mapping[Family, str]] = attrs.field(
+        factory=dict, converter=_nested, eq=_nested_key
+    )
 
     def provider_name(self, family: Family, *, procedure: str, agency: str) -> str | None:
         """The provider serving ``family`` for a dossier of ``procedure`` at ``agency``."""

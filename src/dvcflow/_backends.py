@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -42,6 +43,11 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+def content_key(value: Mapping[str, Any]) -> str:
+    """A mapping of plain data as one hashable value, for equality and hashing."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 class Family(enum.Enum):
     """A family of back ends: which hooks a provider answers and which effects reach it."""
 
@@ -62,7 +68,9 @@ class Provider:
 
     name: str
     type: str
-    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    settings: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, eq=content_key
+    )
     secrets: Mapping[str, str] = attrs.field(
         factory=dict, converter=_frozen_mapping, repr=False, eq=False
     )
@@ -193,7 +201,9 @@ class CallbackReply:
 
     status: int
     body: bytes = b""
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, eq=content_key
+    )
 
 
 @attrs.frozen
@@ -211,7 +221,7 @@ class Notification:
     agency: str
     event: str
     recipient: str
-    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=content_key)
 
 
 @attrs.frozen
@@ -232,7 +242,7 @@ class DeliveryRequest:
     procedure: str
     agency: str
     method: DeliveryMethod
-    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=content_key)
 
 
 @attrs.frozen

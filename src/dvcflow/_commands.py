@@ -1,9 +1,11 @@
-"""The command line's database commands: db upgrade, show, checkpoint, tick, migrate."""
+"""The command line's database commands: db, show, checkpoint, tick, migrate, worker, incidents."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
+import threading
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -169,6 +171,56 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if plan.refused and args.action == "apply" else 0
 
 
+def _worker(args: argparse.Namespace, out: TextIO) -> int:
+    if args.concurrency < 1:
+        raise InvalidValueError("--concurrency", "must be >= 1")
+    engine = open_engine(args)
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        worker = engine.outbox.worker()
+        print(f"worker {worker.name}: delivering the outbox of {args.db}", file=out, flush=True)
+        report = worker.run(stop=stop, concurrency=args.concurrency, once=args.once)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        engine.close()
+    print(
+        f"{report.claimed} effects claimed: {report.done} done, {report.retried} to retry, "
+        f"{report.incidents} incidents",
+        file=out,
+    )
+    return 0
+
+
+def _incidents(args: argparse.Namespace, out: TextIO) -> int:
+    engine = open_engine(args)
+    try:
+        if args.action == "list":
+            found = engine.outbox.incidents(status=None if args.all else "open")
+            for incident in found:
+                print(
+                    f"{incident.id:>6} {incident.status:<8} {incident.kind:<16} "
+                    f"{incident.dossier_id} attempts {incident.attempts}: {incident.error}",
+                    file=out,
+                )
+            print(f"{len(found)} incidents", file=out)
+            return 0
+        if args.id is None:
+            raise InvalidValueError("ID", f"incidents {args.action} needs an incident id")
+        if args.action == "retry":
+            incident = engine.outbox.retry(args.id, actor=args.actor, note=args.note)
+        else:
+            incident = engine.outbox.skip(args.id, actor=args.actor, note=args.note or "")
+        print(f"incident {incident.id}: {incident.status} by {incident.resolved_by}", file=out)
+    finally:
+        engine.close()
+    return 0
+
+
 def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", default=DEFAULT_DB, metavar="URL", help=f"database URL (default {DEFAULT_DB})"
@@ -177,7 +229,7 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_database_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add db, show, checkpoint, tick and migrate to the command line."""
+    """Add db, show, checkpoint, tick, migrate, worker and incidents to the command line."""
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_commands.add_parser("upgrade", help="create or upgrade the schema")
@@ -217,3 +269,24 @@ def add_database_commands(commands: argparse._SubParsersAction[argparse.Argument
     migrate.add_argument("--actor", default="cli-admin", help="the admin account recorded on apply")
     _database_options(migrate)
     migrate.set_defaults(handler=_migrate)
+
+    worker = commands.add_parser("worker", help="deliver the outbox to the back ends")
+    worker.add_argument(
+        "--once", action="store_true", help="stop when nothing is due instead of waiting"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="threads claiming (default 1)"
+    )
+    _database_options(worker)
+    worker.set_defaults(handler=_worker)
+
+    incidents = commands.add_parser("incidents", help="effects that kept failing")
+    incidents.add_argument("action", choices=("list", "retry", "skip"))
+    incidents.add_argument(
+        "id", nargs="?", type=int, metavar="ID", help="the incident (retry, skip)"
+    )
+    incidents.add_argument("--all", action="store_true", help="list resolved incidents too")
+    incidents.add_argument("--note", help="why (required to skip)")
+    incidents.add_argument("--actor", default="cli-operator", help="who resolves it")
+    _database_options(incidents)
+    incidents.set_defaults(handler=_incidents)

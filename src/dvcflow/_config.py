@@ -117,6 +117,10 @@ def _freeze_providers(value: Mapping[str, ProviderConfig]) -> Mapping[str, Provi
     return MappingProxyType(dict(value))
 
 
+def _providers_key(value: Mapping[str, ProviderConfig]) -> tuple[tuple[str, ProviderConfig], ...]:
+    return tuple(sorted(value.items()))
+
+
 # WorkingCalendar and RulePacks compare by identity; a configuration compares by content.
 def _calendar_key(calendar: WorkingCalendar) -> tuple[object, ...]:
     return (calendar.office_hours, calendar.overrides, calendar.timezone.key)
@@ -175,7 +179,9 @@ class Config:
     )
     rule_packs: RulePacks = attrs.field(factory=RulePacks.builtin, eq=_packs_key)
     codes: CodeFormat = attrs.field(factory=CodeFormat)
-    providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict, converter=_freeze_providers)
+    providers: Mapping[str, ProviderConfig] = attrs.field(
+        factory=dict, converter=_freeze_providers, eq=_providers_key
+    )
     routing: Routing = attrs.field(factory=Routing)
     worker: WorkerSettings = attrs.field(factory=WorkerSettings)
     payments: PaymentSettings = attrs.field(factory=PaymentSettings)

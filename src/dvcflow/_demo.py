@@ -14,6 +14,7 @@ from dvcflow._calendar import WorkingCalendar
 from dvcflow._catalog import Catalog
 from dvcflow._clock import FrozenClock
 from dvcflow._commands import print_dossier
+from dvcflow._config import Config
 from dvcflow._dossier import Dossier
 from dvcflow._engine import Engine
 from dvcflow._forms import check_form
@@ -23,6 +24,7 @@ from dvcflow._rulepacks import RulePacks
 from dvcflow._snapshots import DossierSnapshot
 from dvcflow._values import Actor, Applicant, ApplicantType, Channel, DeliveryMethod, FeeTiming
 from dvcflow.errors import NotFoundError
+from dvcflow.plugins.fake import FakeBackend
 
 __all__ = ["example_catalog_path", "happy_path", "run_demo", "walk"]
 
@@ -250,6 +252,28 @@ def _first(
     )
 
 
+DEMO_BACKENDS = {
+    "providers": {"fake": {"type": "fake"}},
+    "routing": {"payment": "fake", "notification": "fake", "delivery": "fake"},
+}
+"""The demo's back ends: the in-memory fakes of every family."""
+
+
+def _pay_online(engine: Engine, snapshot: DossierSnapshot, kind: str) -> DossierSnapshot:
+    """The applicant pays a fee online: link from the (fake) gateway, its callback confirms it.
+
+    The outbox worker asks the gateway for the link; the gateway's signed callback goes
+    through ``engine.payments.callback``, which fires ``confirm_payment`` as the system.
+    """
+    engine.outbox.worker().drain()
+    fake = engine.backends.plugin(FakeBackend)
+    for payment in engine.payments.of(snapshot.id):
+        if payment.fee_kind.value == kind and payment.state == "awaiting":
+            body, headers = fake.pay(payment.reference)
+            engine.payments.callback("fake", body, headers)
+    return engine.get(snapshot.id)
+
+
 def _run_dossier(
     engine: Engine,
     clock: FrozenClock,
@@ -269,6 +293,9 @@ def _run_dossier(
             trigger, actor, payload = commands.send(snapshot.dossier)
         except StopIteration:
             return snapshot
+        if trigger == "confirm_payment" and payload.get("method") == "online":
+            snapshot = _pay_online(engine, snapshot, payload["kind"])
+            continue
         snapshot = engine.fire(
             snapshot.id, trigger, actor=actor, payload=payload, command_id=f"{run}:{number}"
         )
@@ -316,8 +343,10 @@ def _summary(engine: Engine, ids: list[str], out: TextIO) -> None:
     visits = sum(count_visits_of(engine, dossier_id) for dossier_id in ids)
     now = engine.clock.now()
     overdue = sum(1 for snapshot in snapshots if snapshot.overdue(now))
-    with engine.store.connect() as connection:
-        queued = engine.store.count(connection, "outbox")
+    payments = [p for dossier_id in ids for p in engine.payments.of(dossier_id)]
+    online = sum(1 for p in payments if p.method == "online" and p.state == "paid")
+    counter = sum(1 for p in payments if p.method == "counter" and p.state == "paid")
+    outbox = engine.outbox.counts()
     print("\nsummary of this run:", file=out)
     print(
         "  dossiers by national status: "
@@ -329,7 +358,12 @@ def _summary(engine: Engine, ids: list[str], out: TextIO) -> None:
         file=out,
     )
     print(
-        f"  {overdue} dossiers overdue now; {queued} effects queued in the outbox (whole database)",
+        f"  {online} fees paid online through the (fake) gateway, {counter} at the counter",
+        file=out,
+    )
+    print(
+        f"  {overdue} dossiers overdue now; outbox (whole database): "
+        + ", ".join(f"{count} {status}" for status, count in sorted(outbox.items())),
         file=out,
     )
     print(f"  checkpoint (keep it outside the database): {engine.checkpoint()}", file=out)
@@ -366,12 +400,20 @@ def run_demo(
     for procedure in catalog:
         _describe(procedure, out)
     clock = FrozenClock(start)
-    engine = Engine.open(db, catalog=catalog, clock=clock)
+    engine = Engine.open(db, catalog=catalog, clock=clock, config=Config.from_data(DEMO_BACKENDS))
     try:
         ids = _workload(engine, clock, catalog, per_procedure, out)
         clock.advance(dt.timedelta(days=45))
         fired = engine.tick()
         print(f"\n45 days later: {len(fired)} timers fired (reminders and escalations)", file=out)
+        report = engine.outbox.worker().drain()
+        fake = engine.backends.plugin(FakeBackend)
+        links = sum(1 for hook, _ in fake.calls if hook == "create_payment")
+        print(
+            f"outbox worker: the back ends got {len(fake.notifications)} notifications and "
+            f"{links} payment links in this run; {report.incidents} incidents",
+            file=out,
+        )
         print("\none dossier's timeline:", file=out)
         print_dossier(engine, ids[0], out)
         _summary(engine, ids, out)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Row
 
+from dvcflow._backends import TransitionRecord
 from dvcflow._catalog import Catalog
 from dvcflow._clock import Clock, SystemClock, to_utc
 from dvcflow._config import Config
@@ -27,9 +28,12 @@ from dvcflow._history import (
     verify_chain,
     verify_dossier,
 )
+from dvcflow._hooks import Backends
 from dvcflow._kernel import Action, EffectKind, Kernel, content_hash
 from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
+from dvcflow._outbox import Outbox
+from dvcflow._payments import Payments
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
@@ -91,18 +95,34 @@ class Engine:
     Open it with `Engine.open`; one per process, safe to share between threads.
     """
 
-    def __init__(self, store: Store, *, config: Config, clock: Clock, key: bytes) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        config: Config,
+        clock: Clock,
+        key: bytes,
+        backends: Backends | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self._key = key
         self.recorder = Recorder(store, key)
+        self.backends = backends or Backends(
+            providers=config.resolved_providers(), routing=config.routing, entry_points=False
+        )
+        """The plugins and configured providers: the one caller of every hook."""
+        self.payments = Payments(self)
+        """Payment links, callbacks, reconciliation and refunds."""
+        self.outbox = Outbox(self)
+        """Queued effects, the worker that delivers them, and incidents."""
         self._kernels: dict[str, Kernel] = {}
         self._current: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def open(
+    def open(  # noqa: PLR0913 - the engine's parts, keyword-only
         cls,
         url: str = "sqlite:///dvcflow.db",
         *,
@@ -110,14 +130,28 @@ class Engine:
         config: Config | str | Path | None = None,
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
+        plugins: Sequence[object] = (),
+        entry_points: bool = True,
     ) -> Engine:
         """Open (creating or upgrading) the database and publish the catalogue.
+
+        Args:
+            url: the database.
+            catalog: procedures to publish (new versions are stored).
+            config: a `Config`, or the path of a configuration file.
+            clock: where time comes from; the system clock by default.
+            environ: where the history key and provider secrets are read; `os.environ`.
+            plugins: back-end plugins to register; one serving a provider type a built-in
+                serves takes its place.
+            entry_points: also load the plugins of the ``dvcflow`` entry-point group.
 
         Raises:
             SchemaError: the database was written by a newer dvcflow.
             StoreUnavailableError: the database cannot be reached.
-            ConfigurationError: the configuration file is invalid, or the history key is
-                missing (always required on PostgreSQL).
+            ConfigurationError: the configuration file is invalid, a secret or the history key
+                is missing (the key is always required on PostgreSQL), or a provider's type
+                is served by no plugin.
+            PluginError: a plugin implements a hook that is not specified.
         """
         settings = (
             config
@@ -126,8 +160,16 @@ class Engine:
             if config
             else Config.default()
         )
-        # The key is checked before the database is touched: a missing key writes nothing.
+        # The key, the secrets and the plugins are checked before the database is touched: a
+        # missing one writes nothing.
         key = settings.history_key(environ)
+        backends = Backends(
+            providers=settings.resolved_providers(environ),
+            routing=settings.routing,
+            plugins=plugins,
+            entry_points=entry_points,
+            source=settings.source or "<config>",
+        )
         store = Store(
             url,
             busy_timeout_ms=settings.busy_timeout_ms,
@@ -141,7 +183,9 @@ class Engine:
             store.upgrade()
             if key is None:
                 key = _embedded_key(store)
-            engine = cls(store, config=settings, clock=clock or SystemClock(), key=key)
+            engine = cls(
+                store, config=settings, clock=clock or SystemClock(), key=key, backends=backends
+            )
             engine._load_versions()
             if catalog is not None:
                 engine.publish(catalog)
@@ -189,7 +233,11 @@ class Engine:
             if kernel is None:
                 calendar = self.config.calendar_for(procedure.agency)
                 kernel = Kernel(
-                    procedure, calendar=calendar, rule_packs=self.config.rule_packs, version=version
+                    procedure,
+                    calendar=calendar,
+                    rule_packs=self.config.rule_packs,
+                    version=version,
+                    refund_on=self.config.payments.refund_on,
                 )
                 self._kernels[version] = kernel
             return kernel
@@ -293,6 +341,25 @@ class Engine:
         """
         return self._command(dossier, trigger, actor, dict(payload or {}), command_id)
 
+    def fire_internal(  # noqa: PLR0913 - the command's parts
+        self,
+        dossier: str,
+        trigger: str,
+        payload: Mapping[str, Any],
+        *,
+        command_id: str,
+        now: dt.datetime | None = None,
+        before: Callable[[Connection], None] | None = None,
+    ) -> DossierSnapshot:
+        """Fire a trigger as ``system`` for a verified back-end report (payment, courier).
+
+        ``before`` runs first in the command's transaction (to record the report itself, so
+        report and command commit together or not at all).
+        """
+        return self._command(
+            dossier, trigger, Actor.system(), dict(payload), command_id, now=now, before=before
+        )
+
     def _fingerprint(self, ref: str, trigger: str, actor: Actor, payload: Mapping[str, Any]) -> str:
         # Keyed: the payload holds personal data (applicant, form) and the fingerprint stays.
         return keyed_digest(
@@ -336,7 +403,7 @@ class Engine:
                             f"command {command_id!r} was used before for a different command",
                         )
                     return DossierSnapshot.from_data(seen.outcome)
-            snapshot = self._decide(
+            snapshot, source = self._decide(
                 connection,
                 row,
                 trigger=trigger,
@@ -364,6 +431,22 @@ class Engine:
                 "state": snapshot.state,
             },
         )
+        if self.backends.observed:
+            value = snapshot.dossier
+            self.backends.after_transition(
+                TransitionRecord(
+                    value.id,
+                    value.code,
+                    value.procedure,
+                    value.agency,
+                    trigger,
+                    source,
+                    value.state,
+                    value.version,
+                    snapshot.national_status,
+                    at,
+                )
+            )
         return snapshot
 
     def _row(self, connection: Connection, ref: str) -> Row[Any]:
@@ -386,7 +469,8 @@ class Engine:
         payload: Mapping[str, Any],
         now: dt.datetime,
         procedure: str | None,
-    ) -> DossierSnapshot:
+    ) -> tuple[DossierSnapshot, str]:
+        """The command decided and written; with the state it left."""
         if row is None:
             kernel = self.kernel(self.current_version(procedure or ""))
             dossier = None
@@ -406,9 +490,10 @@ class Engine:
             code=code,
         )
         previous = GENESIS if row is None else row.last_mac
-        return self.recorder.write(
+        snapshot = self.recorder.write(
             connection, kernel, dossier, decision, now, previous_mac=previous
         )
+        return snapshot, decision.event.source
 
     def _next_code(self, connection: Connection, agency: str, now: dt.datetime) -> str:
         day = now.astimezone(self.config.calendar_for(agency).timezone).date()

@@ -23,6 +23,7 @@ from dvcflow._deadlines import (
 from dvcflow._dossier import Dossier, FeeObligation
 from dvcflow._forms import check_form
 from dvcflow._kernel import EffectKind, Handler, Kernel, Plan
+from dvcflow._policies import SupplementExpiry
 from dvcflow._procedure import DocumentKind, ProcedureSpec, StepKind
 from dvcflow._rulepacks import ContactRule, RulePackSpec
 from dvcflow._values import (
@@ -258,11 +259,16 @@ def _notify(plan: Plan, event: str, to: str = "applicant", **data: Any) -> None:
     plan.effect(EffectKind.NOTIFY, event=event, to=to, **data)
 
 
-def _close(plan: Plan) -> None:
-    """A dossier ending unfinished: refund what was paid, cancel what was not, stop the timers."""
+def _close(plan: Plan, ending: str) -> None:
+    """A dossier ending unfinished: refund what was paid (per policy), cancel the rest, no timers.
+
+    ``ending`` is ``refused``, ``stopped`` or ``withdrawn``; the kernel's ``refund_on`` says
+    which of them give paid fees back.
+    """
+    refund = ending in plan.kernel.refund_on
     fees = []
     for fee in plan.current.fees:
-        if fee.paid.amount > fee.refunded.amount:
+        if refund and fee.paid.amount > fee.refunded.amount:
             plan.effect(
                 EffectKind.REFUND, kind=fee.kind.value, amount=fee.paid.amount - fee.refunded.amount
             )
@@ -391,7 +397,7 @@ def _receive(plan: Plan) -> None:
 
 def _refuse(plan: Plan) -> None:
     plan.data["reason"] = _text(plan, "reason")
-    _close(plan)
+    _close(plan, "refused")
     plan.effect(EffectKind.ISSUE_DOCUMENT, form="03")
     _notify(plan, "refused")
 
@@ -471,7 +477,8 @@ def _expire_supplement(plan: Plan) -> None:
         # The applicant answered in time; only the officer's acceptance is pending.
         plan.refuse("invalid_in_state", "the applicant has supplemented; accept_supplement")
     plan.select["expiry"] = plan.pack.clock.supplement_expiry.value
-    _close(plan)
+    expiry = plan.pack.clock.supplement_expiry
+    _close(plan, "stopped" if expiry is SupplementExpiry.STOP else "withdrawn")
     _notify(plan, "supplement_expired")
 
 
@@ -573,7 +580,7 @@ def _approve_document(plan: Plan) -> None:
 
 def _stop(plan: Plan) -> None:
     plan.data["reason"] = _text(plan, "reason")
-    _close(plan)
+    _close(plan, "stopped")
     _notify(plan, "stopped")
 
 
@@ -667,6 +674,7 @@ def _confirm_payment(plan: Plan) -> None:
         "amount": amount,
         "method": method,
         "reference": _plain_text(payload.get("reference")),
+        "receipt": _plain_text(payload.get("receipt")),
     }
     plan.visit = method == "counter"
     _notify(plan, "payment_received", kind=kind.value, amount=amount)
@@ -706,7 +714,7 @@ def _request_withdrawal(plan: Plan) -> None:
 
 
 def _approve_withdrawal(plan: Plan) -> None:
-    _close(plan)
+    _close(plan, "withdrawn")
     _notify(plan, "withdrawn")
 
 

@@ -269,6 +269,8 @@ class Kernel:
         calendar: the agency's working calendar.
         rule_packs: the packs a new dossier is pinned to (the one in force, or the procedure's).
         version: the version's identity; the content hash by default.
+        refund_on: the endings (``refused``, ``stopped``, ``withdrawn``) that refund paid
+            fees; all of them by default.
     """
 
     def __init__(
@@ -278,6 +280,7 @@ class Kernel:
         calendar: WorkingCalendar | None = None,
         rule_packs: RulePacks | None = None,
         version: str | None = None,
+        refund_on: frozenset[str] = frozenset({"refused", "stopped", "withdrawn"}),
     ) -> None:
         from dvcflow._handlers import HANDLERS, new_dossier  # noqa: PLC0415 - they import this
 
@@ -287,6 +290,7 @@ class Kernel:
         self.calendar = calendar if calendar is not None else WorkingCalendar()
         self.rule_packs = rule_packs if rule_packs is not None else RulePacks.builtin()
         self.version = version if version is not None else content_hash(procedure)
+        self.refund_on = refund_on
         self._handlers: Mapping[str, Handler] = HANDLERS
         self._new_dossier = new_dossier
         self._edges: dict[tuple[str, str], tuple[TransitionSpec, ...]] = {}

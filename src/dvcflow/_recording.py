@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from dvcflow._dossier import Dossier, encode_changes
 from dvcflow._history import GENESIS, canonical, chain_mac, event_mac, keyed_digest
 from dvcflow._kernel import Decision, EffectKind, Kernel
+from dvcflow._ledger import PAYMENT_EFFECTS, record_payments
 from dvcflow._snapshots import DossierSnapshot
 from dvcflow._store import Store
 from dvcflow._values import Applicant
@@ -192,7 +193,9 @@ class Recorder:
     def _effects(self, connection: Connection, decision: Decision, now: dt.datetime) -> None:
         dossier_id = decision.dossier.id
         queued, timers = [], []
+        ledger = decision.event.trigger in {"confirm_payment", "receive"}
         for effect in decision.effects:
+            ledger = ledger or effect.kind in PAYMENT_EFFECTS
             if effect.kind is EffectKind.SET_TIMER:
                 timers.append(
                     {
@@ -218,5 +221,7 @@ class Recorder:
                         "next_attempt_at": now,
                     },
                 )
+        if ledger:
+            record_payments(self.store.ledger, connection, decision, now)
         self.store.add_outbox(connection, queued)
         self.store.add_timers(connection, timers)

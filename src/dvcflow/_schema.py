@@ -210,6 +210,7 @@ payments = Table(
     Column("receipt", String(120), nullable=True, comment="e-receipt reference"),
     Column("refunded_amount", BigInteger, nullable=False, default=0),
     Column("cancel_reason", String(60), nullable=True),
+    Column("cancel_key", String(160), nullable=True, comment="the cancelling effect"),
     Index(None, "dossier_id"),
     Index(None, "state", "updated_at"),
 )

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from dvcflow._history import GENESIS, StoredEvent
+from dvcflow._outbox_store import OutboxStore
 from dvcflow._schema import (
     applicants,
     chain_head,
@@ -102,6 +103,8 @@ class Store:
         except sa.exc.ArgumentError as exc:
             raise StoreUnavailableError(f"not a database URL: {exc}") from exc
         self.dialect = self.url.get_backend_name()
+        self.ledger = OutboxStore(self.dialect)
+        """The outbox, incident, payment and security-log statements."""
         if pool_size is not None and self.dialect != "sqlite":
             engine_options.setdefault("pool_size", pool_size)
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()

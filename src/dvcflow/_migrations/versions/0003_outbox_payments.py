@@ -88,6 +88,9 @@ def upgrade() -> None:
         sa.Column("receipt", sa.String(length=120), nullable=True, comment="e-receipt reference"),
         sa.Column("refunded_amount", sa.BigInteger(), nullable=False),
         sa.Column("cancel_reason", sa.String(length=60), nullable=True),
+        sa.Column(
+            "cancel_key", sa.String(length=160), nullable=True, comment="the cancelling effect"
+        ),
         sa.ForeignKeyConstraint(
             ["dossier_id"], ["dossiers.id"], name=op.f("fk_payments_dossier_id_dossiers")
         ),
