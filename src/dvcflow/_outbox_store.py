@@ -29,10 +29,14 @@ EXCERPT_BYTES = 512
 """How much of a rejected body the security log keeps (escaped)."""
 
 
+_PENDING = sa.text("outbox.status = 'pending'")
+
+
 def _due(*, skip_locked: bool) -> sa.Select[Any]:
     query = (
         sa.select(outbox.c.id)
-        .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= sa.bindparam("b_now"))
+        # A literal, not a parameter: the planner must see it matches the partial index.
+        .where(_PENDING, outbox.c.next_attempt_at <= sa.bindparam("b_now"))
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(sa.bindparam("b_limit"))
     )

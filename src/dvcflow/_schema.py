@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
@@ -167,7 +168,15 @@ outbox = Table(
     Column("claimed_by", String(80), nullable=True, comment="the worker of the latest attempt"),
     Column("last_error", Text, nullable=True),
     Column("done_at", Instant, nullable=True),
-    Index(None, "status", "next_attempt_at"),
+    # Only what is still to deliver, in claim order: a claim reads what it takes, however
+    # many delivered rows the table keeps.
+    Index(
+        "ix_outbox_due",
+        "next_attempt_at",
+        "id",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
     Index(None, "dossier_id"),
 )
 

@@ -266,8 +266,13 @@ class Store:
                 raise _translate(exc) from exc
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any exception.
+
+        ``durable=False`` lets PostgreSQL acknowledge the commit before its WAL reaches the
+        disk (``synchronous_commit = off`` for this transaction only): for bookkeeping whose
+        loss in a server crash is harmless, such as the outbox's claims and completions
+        (a lost claim is claimed again, a lost completion delivers again, idempotently).
 
         Raises:
             ConcurrencyError: a lost race (unique or compare-and-set), a busy database, a
@@ -280,6 +285,8 @@ class Store:
             connection = self._checkout()
             try:
                 with connection, connection.begin():
+                    if not durable and self.dialect == "postgresql":
+                        connection.execute(_ASYNC_COMMIT)
                     yield connection
             except IntegrityError as exc:
                 if _unique_violation(exc):
@@ -586,6 +593,7 @@ class Store:
 
 # Statements of the command path, built once: building and hashing a new SQLAlchemy statement
 # on every call cost more than executing it.
+_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit TO OFF")
 _DOSSIER_BY_ID = sa.select(dossiers).where(dossiers.c.id == sa.bindparam("ref"))
 _DOSSIER_BY_CODE = sa.select(dossiers).where(dossiers.c.code == sa.bindparam("ref"))
 _INSERT_DOSSIER = dossiers.insert()

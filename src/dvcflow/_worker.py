@@ -97,7 +97,7 @@ class Worker:
         at = self._now(now)
         store, ledger = self.engine.store, self.engine.store.ledger
         lease = at + dt.timedelta(seconds=self.settings.lease_s)
-        with store.transaction() as connection:
+        with store.transaction(durable=False) as connection:
             rows = ledger.claim(
                 connection,
                 now=at,
@@ -124,7 +124,8 @@ class Worker:
             else:
                 done.append(row.id)
         retried = parked = 0
-        with store.transaction() as connection:
+        # Incidents are kept durably; completions and retries need not be (see Store).
+        with store.transaction(durable=not failed) as connection:
             ledger.finish(connection, done, at)
             for row, error in failed:
                 if not error.retryable or row.attempts >= self.settings.max_attempts:
