@@ -1,0 +1,149 @@
+"""The plugins' transport: JSON POST, separate timeouts, TLS, against loopback servers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dvcflow import FeeKind, Money
+from dvcflow._backends import PaymentRequest
+from dvcflow.errors import BackendError
+from dvcflow.plugins._http import is_http_url, post_json
+from dvcflow.plugins.national_payment import NationalPaymentPlugin
+from gateway import Gateway, running
+
+PARTNER = "G09.20"
+SECRET = "khoa-bi-mat-thu-nghiem"  # noqa: S105 - a test secret
+
+
+def post(url: str, *, read_timeout: float = 5, connect_timeout: float = 5) -> dict[str, object]:
+    return post_json(
+        url,
+        {"LoaiBanTin": "QUERY", "ThongTinGiaoDich": "Lệ phí đăng ký"},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_bytes=1024,
+        where="test QUERY",
+    )
+
+
+def request() -> PaymentRequest:
+    return PaymentRequest(
+        reference="HS-1",
+        idempotency_key="effect-1",
+        dossier_id="d-1",
+        dossier_code=None,
+        procedure="1.001193",
+        agency="G09.20",
+        fee_kind=FeeKind.FEE,
+        amount=Money(8_000),
+        description="Phí",
+    )
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    yield from running(Gateway(partner=PARTNER, secret=SECRET))
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1 and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(  # noqa: S603 - fixed arguments
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_gateway(certificate: tuple[Path, Path]) -> Iterator[Gateway]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    yield from running(Gateway(partner=PARTNER, secret=SECRET, tls=context))
+
+
+class TestPostJson:
+    def test_sends_utf8_json(self, gateway):
+        """The body is UTF-8 JSON, Vietnamese unescaped; the reply is the parsed object."""
+        reply = post(gateway.api)
+        assert reply["MaLoi"] == "03"  # no MaDoiTac: the simulator knows no such partner
+        [received] = gateway.received
+        assert "Lệ phí đăng ký".encode() in received.body
+        assert json.loads(received.body)["LoaiBanTin"] == "QUERY"
+        assert received.headers["Accept"] == "application/json"
+
+    def test_read_timeout_is_not_the_connect_timeout(self, gateway):
+        """A silent server fails after the read timeout, however long the connect timeout."""
+        gateway.hang_next()
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="timed out") as caught:
+            post(gateway.api, read_timeout=0.2, connect_timeout=30)
+        assert caught.value.retryable is True
+        assert time.monotonic() - started < 2
+
+    @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/", "https://", ""])
+    def test_only_http_urls(self, url):
+        """Anything but an http(s) URL with a host is refused before any I/O, for good."""
+        assert not is_http_url(url)
+        with pytest.raises(BackendError, match="not an http") as caught:
+            post(url)
+        assert caught.value.retryable is False
+
+
+class TestTLS:
+    def test_trusted_certificate(self, tls_gateway, certificate, monkeypatch):
+        """INIT goes over https when the platform's certificate is trusted."""
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        provider = tls_gateway.provider()
+        assert provider.settings["url"].startswith("https://127.0.0.1:")
+        link = NationalPaymentPlugin().dvcflow_create_payment(provider=provider, request=request())
+        assert link is not None
+        assert link.provider_ref == tls_gateway.transactions["HS-1"].transaction_id
+
+    def test_untrusted_certificate(self, tls_gateway, monkeypatch):
+        """A certificate that does not verify is a retryable failure, nothing is sent."""
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(BackendError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+            post(tls_gateway.api)
+        assert caught.value.retryable is True
+        assert tls_gateway.received == []
+
+    def test_read_timeout_over_tls(self, tls_gateway, certificate, monkeypatch):
+        """The read timeout holds after the TLS handshake too."""
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        tls_gateway.hang_next()
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="timed out"):
+            post(tls_gateway.api, read_timeout=0.2, connect_timeout=30)
+        assert time.monotonic() - started < 2
