@@ -199,7 +199,7 @@ def portal(gateway: Gateway, plugin: NationalPaymentPlugin, provider: Provider) 
         try:
             report = plugin.dvcflow_verify_callback(provider=provider, body=body, headers=headers)
         except SignatureError:
-            return reply("signature")
+            return reply("bad_signature")
         except CallbackError as exc:
             return reply(exc.kind)
         assert report is not None
@@ -720,7 +720,7 @@ class TestCallbackReply:
         ("accepted", "error", "code"),
         [
             (True, None, "00"),
-            (False, "signature", "01"),
+            (False, "bad_signature", "01"),
             (False, "malformed", "02"),
             (False, "malformed: not JSON", "02"),
             (False, "unknown_reference", "03"),

@@ -37,9 +37,11 @@ T = TypeVar("T")
 
 def builtin_plugins() -> list[object]:
     """Fresh instances of the reference back ends dvcflow registers by default."""
-    from dvcflow.plugins.fake import FakeBackend  # noqa: PLC0415 - plugins import the specs
+    # Imported here: the plugins import the specifications, which import this package.
+    from dvcflow.plugins.fake import FakeBackend  # noqa: PLC0415
+    from dvcflow.plugins.national_payment import NationalPaymentPlugin  # noqa: PLC0415
 
-    return [FakeBackend()]
+    return [FakeBackend(), NationalPaymentPlugin()]
 
 
 class Backends:

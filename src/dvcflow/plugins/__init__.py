@@ -5,5 +5,6 @@ dvcflow registers these itself; a plugin passed to `Engine.open` or found throug
 """
 
 from dvcflow.plugins.fake import FakeBackend, FakePayment
+from dvcflow.plugins.national_payment import NationalPaymentPlugin
 
-__all__ = ["FakeBackend", "FakePayment"]
+__all__ = ["FakeBackend", "FakePayment", "NationalPaymentPlugin"]

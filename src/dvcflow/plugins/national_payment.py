@@ -160,7 +160,7 @@ STATUSES: Mapping[str, PaymentOutcome] = MappingProxyType(
 REPLY_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
         "accepted": (SUCCESS, "Thành công"),
-        "signature": ("01", "Sai mã xác thực"),
+        "bad_signature": ("01", "Sai mã xác thực"),
         "malformed": ("02", "Bản tin không hợp lệ"),
         "unknown_reference": ("03", "Không tìm thấy giao dịch"),
         "amount_mismatch": ("04", "Số tiền không khớp"),
