@@ -319,3 +319,55 @@ class TestMigrate:
         """A procedure never published exits 1."""
         assert run("migrate", "plan", "9.999999", "--db", url)[0] == EXIT_INVALID
         assert "9.999999" in capsys.readouterr().err
+
+
+class TestWorkerAndIncidents:
+    @pytest.fixture
+    def config(self, tmp_path: Path) -> Path:
+        """Notifications to the fake back end, payments to a provider nobody configured."""
+        path = tmp_path / "dvcflow.toml"
+        path.write_text(
+            '[providers.fake]\ntype = "fake"\n\n[routing]\nnotification = "fake"\n',
+            encoding="utf-8",
+        )
+        return path
+
+    def test_worker_once_delivers_and_exits(
+        self, url: str, config: Path, received: dict[str, str]
+    ) -> None:
+        """`worker --once` delivers what is due, prints the tally and exits 0."""
+        del received
+        code, out = run("worker", "--db", url, "--config", str(config), "--once")
+        lines = out.splitlines()
+        assert code == EXIT_OK
+        assert lines[0].startswith("worker ")
+        assert lines[0].endswith(f"delivering the outbox of {url}")
+        assert re.fullmatch(r"(\d+) effects claimed: \1 done, 0 to retry, 0 incidents", lines[1])
+        assert run("worker", "--db", url, "--config", str(config), "--once")[1].splitlines()[1] == (
+            "0 effects claimed: 0 done, 0 to retry, 0 incidents"
+        )
+
+    def test_incidents_list_retry_skip(self, url: str, received: dict[str, str]) -> None:
+        """Without a notification provider every effect is an incident; list, retry, skip."""
+        del received
+        assert run("worker", "--db", url, "--once")[0] == EXIT_OK
+        code, listing = run("incidents", "list", "--db", url)
+        rows = listing.splitlines()
+        assert code == EXIT_OK
+        assert rows[-1] == f"{len(rows) - 1} incidents"
+        assert all("no notification provider is configured" in row for row in rows[:-1])
+        first, second = (int(row.split()[0]) for row in rows[:2])
+        assert run("incidents", "retry", str(first), "--db", url, "--actor", "ops-1") == (
+            EXIT_OK,
+            f"incident {first}: retried by ops-1\n",
+        )
+        assert run("incidents", "skip", str(second), "--db", url)[0] == EXIT_INVALID
+        assert run("incidents", "skip", str(second), "--db", url, "--note", "sent by hand") == (
+            EXIT_OK,
+            f"incident {second}: skipped by cli-operator\n",
+        )
+        assert run("incidents", "retry", "--db", url)[0] == EXIT_INVALID
+        remaining = run("incidents", "list", "--db", url)[1].splitlines()
+        assert remaining[-1] == f"{len(rows) - 3} incidents"
+        everything = run("incidents", "list", "--all", "--db", url)[1].splitlines()
+        assert everything[-1] == f"{len(rows) - 1} incidents"

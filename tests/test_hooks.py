@@ -127,7 +127,8 @@ class TestProviders:
         with pytest.raises(ConfigurationError) as caught:
             backends(config)
         assert str(caught.value.problems[0]) == (
-            "d.toml: providers.pay.type: no plugin serves type 'vnpay' (served: fake)"
+            "d.toml: providers.pay.type: no plugin serves type 'vnpay' "
+            "(served: fake, national_payment)"
         )
 
     def test_plugin_checks_its_settings(self):

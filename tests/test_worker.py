@@ -229,6 +229,22 @@ class TestIncidents:
             engine.close()
 
 
+class TestPurge:
+    def test_old_deliveries_are_purged_incidents_kept(self, setup, catalog: Catalog):
+        """Purging deletes delivered rows older than asked; pending and incident rows stay."""
+        engine, clock, fake = setup
+        one_effect(engine, clock, catalog)
+        fake.fail_next("send_notification", retryable=False)
+        no_jitter(engine).drain()
+        delivered = engine.outbox.counts()["done"]
+        assert engine.outbox.purge(older_than=dt.timedelta(days=1)) == 0
+        clock.advance(dt.timedelta(days=2))
+        assert engine.outbox.purge(older_than=dt.timedelta(days=1)) == delivered
+        assert engine.outbox.counts() == {"incident": 1}
+        with pytest.raises(InvalidValueError):
+            engine.outbox.purge(older_than=dt.timedelta(days=-1))
+
+
 class TestLeases:
     def test_a_claimed_row_waits_for_its_lease(self, setup, catalog: Catalog):
         """Rows claimed by a worker that vanished are claimed again only after the lease."""

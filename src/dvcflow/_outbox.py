@@ -96,6 +96,18 @@ class Outbox:
         with self._store.connect() as connection:
             return self._ledger.outbox_counts(connection)
 
+    def purge(self, *, older_than: dt.timedelta) -> int:
+        """Delete effects delivered more than ``older_than`` ago; how many went.
+
+        Delivered rows are only the outbox's memory of having sent them (the history keeps
+        what happened), so a portal purges them on a schedule of its choosing.
+        """
+        if older_than < dt.timedelta(0):
+            raise InvalidValueError("older_than", "must not be negative")
+        before = to_utc(self._engine.clock.now(), "now") - older_than
+        with self._store.transaction() as connection:
+            return self._ledger.purge(connection, before)
+
     def incidents(self, *, status: str | None = "open", limit: int = 100) -> list[Incident]:
         """Incidents, oldest first; ``status=None`` lists resolved ones too."""
         if status not in {None, "open", "retried", "skipped"}:

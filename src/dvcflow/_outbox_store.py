@@ -147,6 +147,17 @@ class OutboxStore:
             ).scalar_one()
         )
 
+    def purge(self, connection: Connection, before: dt.datetime) -> int:
+        """Delete rows delivered before ``before`` (those an incident refers to stay)."""
+        result = connection.execute(
+            outbox.delete().where(
+                outbox.c.status == "done",
+                outbox.c.done_at < before,
+                outbox.c.id.not_in(sa.select(incidents.c.outbox_id)),
+            )
+        )
+        return int(result.rowcount)
+
     def dossier_refs(self, connection: Connection, ids: Collection[str]) -> dict[str, Row[Any]]:
         """Code, procedure and agency of each dossier, by id."""
         if not ids:

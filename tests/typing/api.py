@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import dvcflow
+import dvcflow.plugins
 from dvcflow import deadlines
 from dvcflow.levels import Level, OnlineClass, lifecycle_for
 
@@ -56,3 +57,45 @@ def diagram(procedure: dvcflow.ProcedureSpec) -> int:
     """The number of states a procedure's lifecycle has."""
     spec: dvcflow.LifecycleSpec = lifecycle_for(procedure)
     return len(spec.states)
+
+
+class Sms:
+    """A third-party notification plugin, typed as its author would."""
+
+    @dvcflow.hookimpl
+    def dvcflow_provider_types(self) -> list[str]:
+        """The type it serves."""
+        return ["my_sms"]
+
+    @dvcflow.hookimpl
+    def dvcflow_send_notification(
+        self, provider: dvcflow.Provider, notification: dvcflow.Notification
+    ) -> dvcflow.NotificationReceipt | None:
+        """Send one SMS."""
+        if provider.type != "my_sms":
+            return None
+        if not provider.setting("url"):
+            raise dvcflow.BackendError("settings.url is missing", retryable=False)
+        return dvcflow.NotificationReceipt(notification.key, "sending")
+
+
+def outbox_and_payments(catalog: dvcflow.Catalog) -> list[dvcflow.PaymentRecord]:
+    """Deliver the outbox, answer a callback, list a dossier's payments and the incidents."""
+    engine = dvcflow.Engine.open("sqlite:///:memory:", catalog=catalog, plugins=[Sms()])
+    report: dvcflow.WorkerReport = engine.outbox.worker(name="w-1").drain()
+    incidents: list[dvcflow.Incident] = engine.outbox.incidents()
+    if incidents:
+        engine.outbox.retry(incidents[0].id, actor="ops-1", note="back up")
+    handle = engine.payments.endpoint("paygov")
+    reply: dvcflow.CallbackReply = handle(b"{}", {"content-type": "application/json"})
+    fake = engine.backends.plugin(dvcflow.plugins.FakeBackend)
+    body, headers = fake.pay("P0000", outcome=dvcflow.PaymentOutcome.SUCCEEDED)
+    try:
+        engine.payments.callback("fake", body, headers)
+    except (dvcflow.SignatureError, dvcflow.CallbackError) as rejected:
+        del rejected
+    log: list[dvcflow.SecurityRecord] = engine.payments.security_log()
+    payments = engine.payments.of("d-1")
+    del report, reply, log
+    engine.close()
+    return payments
