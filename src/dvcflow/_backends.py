@@ -23,8 +23,15 @@ from dvcflow.errors import BackendError
 __all__ = [
     "CallbackReply",
     "DeliveryReceipt",
+    "DeliveryReport",
     "DeliveryRequest",
+    "DeliveryStatus",
+    "DocumentSignature",
     "Family",
+    "Message",
+    "MessageChannel",
+    "MessageReceipt",
+    "MessageStatus",
     "Notification",
     "NotificationReceipt",
     "PaymentLink",
@@ -35,6 +42,7 @@ __all__ = [
     "Provider",
     "RefundRequest",
     "RefundResult",
+    "StoredFile",
     "TransitionRecord",
 ]
 
@@ -54,6 +62,8 @@ class Family(enum.Enum):
     PAYMENT = "payment"
     DELIVERY = "delivery"
     NOTIFICATION = "notification"
+    STORAGE = "storage"
+    SIGNING = "signing"
 
 
 @attrs.frozen
@@ -226,15 +236,157 @@ class Notification:
 
 @attrs.frozen
 class NotificationReceipt:
-    """A notification provider's answer: its message id and status."""
+    """A notification provider's answer: its message id and status.
+
+    ``status`` is a `MessageStatus` value: ``"sending"`` (accepted, a receipt will follow) or
+    ``"delivered"`` (the provider knows it arrived).
+    """
 
     provider_ref: str | None = None
     status: str = "sending"
 
 
+class MessageChannel(enum.Enum):
+    """How a message reaches its recipient."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    ZALO = "zalo"
+    """Zalo Notification Service: only to people who follow the agency's official account."""
+    WEBHOOK = "webhook"
+    """A signed HTTP POST to a system (the portal's officer inbox, a partner agency)."""
+
+
+class MessageStatus(enum.Enum):
+    """Where a message stands (GOV.UK Notify's states)."""
+
+    CREATED = "created"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    TEMPORARY_FAILURE = "temporary-failure"
+    """The recipient could not take it now (inbox full, phone off): the provider retries."""
+    PERMANENT_FAILURE = "permanent-failure"
+    """The address does not work (no such mailbox, not a Zalo follower): try the next channel."""
+    TECHNICAL_FAILURE = "technical-failure"
+    """The provider failed: dvcflow retries."""
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the message will not change any more."""
+        return self in {MessageStatus.DELIVERED, MessageStatus.PERMANENT_FAILURE}
+
+    @property
+    def rank(self) -> int:
+        """Order of the moves a message may make: a status never goes back to a lower rank."""
+        return _MESSAGE_RANKS[self]
+
+
+_MESSAGE_RANKS = {
+    MessageStatus.CREATED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.TECHNICAL_FAILURE: 1,
+    MessageStatus.TEMPORARY_FAILURE: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.PERMANENT_FAILURE: 3,
+}
+
+
+@attrs.frozen
+class Message:
+    """A notification rendered for one channel and one address, ready to send.
+
+    Attributes:
+        key: the idempotency key (``<effect key>:<channel>``); never personal data.
+        reference: dvcflow's id of the message, given to the provider and found again in its
+            receipts; never personal data.
+        address: the one personal field: an email address, a mobile number, a Zalo user id or
+            a webhook URL. It is not in the ``repr`` and never logged.
+        text: the body (for SMS and Zalo, the whole message).
+        template_version: the template and version it was rendered from, e.g.
+            ``"received@2026-01:3fa9c1"``, recorded with the message.
+    """
+
+    key: str
+    reference: str
+    channel: MessageChannel
+    address: str = attrs.field(repr=False)
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    locale: str = "vi"
+    event: str = ""
+    template_version: str = ""
+    dossier_code: str | None = None
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=content_key)
+    """Plain, non-personal details of the event (for webhooks, which send data, not prose)."""
+
+
+@attrs.frozen
+class MessageReceipt:
+    """What a provider reports of a message it sent (a delivery receipt)."""
+
+    event_id: str
+    """The provider's id of this report: a report seen before is a no-op."""
+    reference: str
+    """dvcflow's message reference."""
+    status: MessageStatus
+    provider_ref: str | None = None
+    detail: str | None = None
+
+
+class DeliveryStatus(enum.Enum):
+    """Where a parcel or an electronic result stands (public post under Decision 45/2016)."""
+
+    REGISTERED = "registered"
+    PICKUP_REQUESTED = "pickup_requested"
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RETURNED_TO_SENDER = "returned_to_sender"
+    CANCELLED = "cancelled"
+    """Revoked before pickup."""
+
+    @property
+    def rank(self) -> int:
+        """Order of the moves a delivery may make: never back to a lower rank."""
+        return _DELIVERY_RANKS[self]
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the delivery will not change any more."""
+        return self in {
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.RETURNED_TO_SENDER,
+            DeliveryStatus.CANCELLED,
+        }
+
+
+_DELIVERY_RANKS = {
+    DeliveryStatus.REGISTERED: 0,
+    DeliveryStatus.PICKUP_REQUESTED: 1,
+    DeliveryStatus.CANCELLED: 2,
+    DeliveryStatus.PICKED_UP: 2,
+    DeliveryStatus.IN_TRANSIT: 3,
+    DeliveryStatus.DELIVERED: 4,
+    DeliveryStatus.FAILED: 4,
+    DeliveryStatus.RETURNED_TO_SENDER: 5,
+}
+
+
 @attrs.frozen
 class DeliveryRequest:
-    """Send a dossier's result to the applicant (postal, electronic or for collection)."""
+    """Send a dossier's result to the applicant (postal, electronic or for collection).
+
+    Attributes:
+        key: the idempotency key; never personal data.
+        reference: dvcflow's id of the delivery, found again in the provider's reports.
+        recipient: personal: ``name``, ``phone`` and ``address`` for a parcel (not in the
+            ``repr``).
+        direction: ``"outbound"`` (the result to the applicant) or ``"inbound"`` (a dossier
+            the applicant posts to the agency).
+        documents: digests of the files sent (``"sha256:..."``).
+    """
 
     key: str
     dossier_id: str
@@ -243,14 +395,69 @@ class DeliveryRequest:
     agency: str
     method: DeliveryMethod
     data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=content_key)
+    reference: str = ""
+    recipient: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, eq=content_key, repr=False
+    )
+    direction: str = "outbound"
+    documents: tuple[str, ...] = ()
 
 
 @attrs.frozen
 class DeliveryReceipt:
-    """A delivery provider's answer: its waybill or link reference and status."""
+    """A delivery provider's answer: its waybill or link reference and status.
+
+    ``status`` is a `DeliveryStatus` value.
+    """
 
     provider_ref: str | None = None
     status: str = "registered"
+
+
+@attrs.frozen
+class DeliveryReport:
+    """What a courier reports of a delivery: a verified callback or a tracking answer.
+
+    Attributes:
+        event_id: the provider's id of this report; a report seen before is a no-op.
+        reference: dvcflow's delivery reference.
+        provider_ref: the waybill number (số vận đơn).
+        receiver: personal: who took the parcel (``name``, ``relation``), on delivery.
+    """
+
+    event_id: str
+    reference: str
+    status: DeliveryStatus
+    provider_ref: str | None = None
+    at: dt.datetime | None = None
+    receiver: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, eq=content_key, repr=False
+    )
+    detail: str | None = None
+
+
+@attrs.frozen
+class StoredFile:
+    """A file in the result and attachment store, named by its content."""
+
+    digest: str
+    """``"sha256:<64 hex digits>"`` of the content."""
+    size: int
+    media_type: str
+    name: str
+
+
+@attrs.frozen
+class DocumentSignature:
+    """A digital signature over a stored file's digest."""
+
+    algorithm: str
+    """E.g. ``"ed25519"``."""
+    key_id: str
+    """Which key signed (a fingerprint of its public key)."""
+    value: str
+    """The signature, base64."""
+    signed_at: dt.datetime | None = None
 
 
 @attrs.frozen

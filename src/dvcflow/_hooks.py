@@ -13,8 +13,12 @@ from dvcflow._backend_config import Routing
 from dvcflow._backends import (
     CallbackReply,
     DeliveryReceipt,
+    DeliveryReport,
     DeliveryRequest,
+    DocumentSignature,
     Family,
+    Message,
+    MessageReceipt,
     Notification,
     NotificationReceipt,
     PaymentLink,
@@ -24,6 +28,7 @@ from dvcflow._backends import (
     Provider,
     RefundRequest,
     RefundResult,
+    StoredFile,
     TransitionRecord,
 )
 from dvcflow.errors import BackendError, ConfigurationError, NotFoundError, PluginError, Problem
@@ -197,22 +202,23 @@ class Backends:
     def _call(
         self,
         hook: Callable[..., Any],
-        name: str,
+        label: str,
         expected: type[T],
         provider: Provider,
+        /,
         **arguments: Any,  # noqa: ANN401 - the hook's own arguments
     ) -> T:
         result = hook(provider=provider, **arguments)
         if result is None:
             raise BackendError(
-                f"no plugin answered {name} for provider {provider.name!r} "
+                f"no plugin answered {label} for provider {provider.name!r} "
                 f"(type {provider.type!r})",
                 retryable=False,
             )
         if not isinstance(result, expected):
             raise BackendError(
                 f"the plugin serving {provider.type!r} returned {type(result).__name__} from "
-                f"{name}, not {expected.__name__}",
+                f"{label}, not {expected.__name__}",
                 retryable=False,
             )
         return result
@@ -268,6 +274,84 @@ class Backends:
         """Send a result on its way."""
         hook = self._pm.hook.dvcflow_dispatch_delivery
         return self._call(hook, "dispatch_delivery", DeliveryReceipt, provider, delivery=delivery)
+
+    def verify_delivery_callback(
+        self, provider: Provider, body: bytes, headers: Mapping[str, str]
+    ) -> DeliveryReport:
+        """A courier's callback authenticated and parsed."""
+        hook = self._pm.hook.dvcflow_verify_delivery_callback
+        return self._call(
+            hook, "verify_delivery_callback", DeliveryReport, provider, body=body, headers=headers
+        )
+
+    def track_delivery(
+        self, provider: Provider, reference: str, provider_ref: str | None
+    ) -> DeliveryReport:
+        """Where a delivery stands at the courier."""
+        hook = self._pm.hook.dvcflow_track_delivery
+        return self._call(
+            hook,
+            "track_delivery",
+            DeliveryReport,
+            provider,
+            reference=reference,
+            provider_ref=provider_ref,
+        )
+
+    def cancel_delivery(self, provider: Provider, reference: str, provider_ref: str | None) -> bool:
+        """Revoke a delivery before pickup; whether the courier did."""
+        hook = self._pm.hook.dvcflow_cancel_delivery
+        return self._call(
+            hook, "cancel_delivery", bool, provider, reference=reference, provider_ref=provider_ref
+        )
+
+    def send_message(self, provider: Provider, message: Message) -> NotificationReceipt:
+        """Send one rendered message."""
+        hook = self._pm.hook.dvcflow_send_message
+        return self._call(hook, "send_message", NotificationReceipt, provider, message=message)
+
+    def parse_receipt(
+        self, provider: Provider, body: bytes, headers: Mapping[str, str]
+    ) -> MessageReceipt:
+        """A delivery receipt authenticated and parsed."""
+        hook = self._pm.hook.dvcflow_parse_receipt
+        return self._call(
+            hook, "parse_receipt", MessageReceipt, provider, body=body, headers=headers
+        )
+
+    def store_file(
+        self, provider: Provider, content: bytes, *, media_type: str, name: str
+    ) -> StoredFile:
+        """Keep a file; its digest."""
+        hook = self._pm.hook.dvcflow_store_file
+        return self._call(
+            hook,
+            "store_file",
+            StoredFile,
+            provider,
+            content=content,
+            media_type=media_type,
+            name=name,
+        )
+
+    def load_file(self, provider: Provider, digest: str) -> bytes:
+        """A stored file's content."""
+        hook = self._pm.hook.dvcflow_load_file
+        return self._call(hook, "load_file", bytes, provider, digest=digest)
+
+    def sign_document(self, provider: Provider, digest: str) -> DocumentSignature:
+        """A signature over a stored file's digest."""
+        hook = self._pm.hook.dvcflow_sign_document
+        return self._call(hook, "sign_document", DocumentSignature, provider, digest=digest)
+
+    def verify_document(
+        self, provider: Provider, digest: str, signature: DocumentSignature
+    ) -> bool:
+        """Whether the signature over the digest is valid."""
+        hook = self._pm.hook.dvcflow_verify_document
+        return self._call(
+            hook, "verify_document", bool, provider, digest=digest, signature=signature
+        )
 
     # -- observers ------------------------------------------------------------------------------
 

@@ -32,7 +32,11 @@ import pluggy
 from dvcflow._backends import (
     CallbackReply,
     DeliveryReceipt,
+    DeliveryReport,
     DeliveryRequest,
+    DocumentSignature,
+    Message,
+    MessageReceipt,
     Notification,
     NotificationReceipt,
     PaymentLink,
@@ -42,6 +46,7 @@ from dvcflow._backends import (
     Provider,
     RefundRequest,
     RefundResult,
+    StoredFile,
     TransitionRecord,
 )
 
@@ -49,15 +54,24 @@ __all__ = [
     "PROJECT",
     "dvcflow_after_transition",
     "dvcflow_callback_reply",
+    "dvcflow_cancel_delivery",
     "dvcflow_cancel_payment",
     "dvcflow_check_provider",
     "dvcflow_create_payment",
     "dvcflow_dispatch_delivery",
+    "dvcflow_load_file",
+    "dvcflow_parse_receipt",
     "dvcflow_provider_types",
     "dvcflow_query_payment",
     "dvcflow_refund_payment",
+    "dvcflow_send_message",
     "dvcflow_send_notification",
+    "dvcflow_sign_document",
+    "dvcflow_store_file",
+    "dvcflow_track_delivery",
     "dvcflow_verify_callback",
+    "dvcflow_verify_delivery_callback",
+    "dvcflow_verify_document",
     "hookimpl",
     "hookspec",
 ]
@@ -135,21 +149,111 @@ def dvcflow_refund_payment(provider: Provider, refund: RefundRequest) -> RefundR
     """Give back (part of) a paid fee."""
 
 
-# -- delivery and notification -----------------------------------------------------------------
+# -- delivery ---------------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
 def dvcflow_dispatch_delivery(
     provider: Provider, delivery: DeliveryRequest
 ) -> DeliveryReceipt | None:
-    """Send a dossier's result on its way (post, electronic store, counter)."""
+    """Send a dossier's result on its way (register the parcel, place the electronic result)."""
+
+
+@hookspec(firstresult=True)
+def dvcflow_verify_delivery_callback(
+    provider: Provider, body: bytes, headers: Mapping[str, str]
+) -> DeliveryReport | None:
+    """Authenticate and parse a courier's status callback.
+
+    Raises:
+        SignatureError: the message does not authenticate.
+        CallbackError: the body is not a message of this provider (kind ``"malformed"``).
+    """
+
+
+@hookspec(firstresult=True)
+def dvcflow_track_delivery(
+    provider: Provider, reference: str, provider_ref: str | None
+) -> DeliveryReport | None:
+    """Ask the courier where a delivery stands (for deliveries whose callbacks stopped)."""
+
+
+@hookspec(firstresult=True)
+def dvcflow_cancel_delivery(
+    provider: Provider, reference: str, provider_ref: str | None
+) -> bool | None:
+    """Revoke a delivery before pickup; ``True`` when the courier cancelled it."""
+
+
+# -- notification ------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dvcflow_send_message(provider: Provider, message: Message) -> NotificationReceipt | None:
+    """Send one rendered message on its channel (email, SMS, Zalo, webhook).
+
+    Raises:
+        BackendError: ``retryable=False`` for an address the channel refuses (not a Zalo
+            follower, no such mailbox), which moves the message to the next channel.
+    """
+
+
+@hookspec(firstresult=True)
+def dvcflow_parse_receipt(
+    provider: Provider, body: bytes, headers: Mapping[str, str]
+) -> MessageReceipt | None:
+    """Authenticate and parse a delivery receipt the provider posts back.
+
+    Raises:
+        SignatureError: the receipt does not authenticate.
+        CallbackError: the body is not a receipt of this provider (kind ``"malformed"``).
+    """
 
 
 @hookspec(firstresult=True)
 def dvcflow_send_notification(
     provider: Provider, notification: Notification
 ) -> NotificationReceipt | None:
-    """Send a notification to the applicant or an officer."""
+    """Send an event notification as data, without rendering (a portal's own inbox).
+
+    Deprecated in favour of `dvcflow_send_message` (rendered per channel and locale); kept for
+    providers that want the raw event.
+    """
+
+
+# -- storage and signing --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dvcflow_store_file(
+    provider: Provider, content: bytes, media_type: str, name: str
+) -> StoredFile | None:
+    """Keep a result or an attachment, addressed by the SHA-256 of its content.
+
+    Storing the same content twice keeps one copy and returns the same digest.
+    """
+
+
+@hookspec(firstresult=True)
+def dvcflow_load_file(provider: Provider, digest: str) -> bytes | None:
+    """The content stored under ``digest``.
+
+    Raises:
+        BackendError: not retryable, when nothing is stored under it; `TamperedHistoryError`
+            when what is stored no longer has that digest.
+    """
+
+
+@hookspec(firstresult=True)
+def dvcflow_sign_document(provider: Provider, digest: str) -> DocumentSignature | None:
+    """Sign a stored file's digest (the place where a PKI or remote-signing service plugs in)."""
+
+
+@hookspec(firstresult=True)
+def dvcflow_verify_document(
+    provider: Provider, digest: str, signature: DocumentSignature
+) -> bool | None:
+    """Whether ``signature`` is a valid signature of ``digest`` by a key this provider trusts."""
 
 
 # -- observers ------------------------------------------------------------------------------------
