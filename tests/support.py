@@ -40,6 +40,7 @@ def intake(
         documents=payload["documents"],
         delivery=DeliveryMethod(payload["delivery"]),
         fees_collected=bool(payload.get("fees_collected")),
+        address=payload.get("address"),
     )
 
 

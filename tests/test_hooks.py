@@ -20,7 +20,8 @@ from dvcflow import (
     ConfigurationError,
     Engine,
     FrozenClock,
-    Notification,
+    Message,
+    MessageChannel,
     PluginError,
     Provider,
     TransitionRecord,
@@ -49,8 +50,8 @@ class WrongArgument:
     """A plugin whose hook takes an argument the specification does not have."""
 
     @hookimpl
-    def dvcflow_send_notification(self, provider: Provider, message: object) -> None:
-        """``message`` is not an argument of dvcflow_send_notification."""
+    def dvcflow_send_message(self, provider: Provider, notification: object) -> None:
+        """``notification`` is not an argument of dvcflow_send_message."""
 
 
 class Picky:
@@ -83,7 +84,7 @@ class Wrong:
         return [] if provider.type == "wrong" else None
 
     @hookimpl
-    def dvcflow_send_notification(self, provider: Provider) -> object:
+    def dvcflow_send_message(self, provider: Provider) -> object:
         return "sent" if provider.type == "wrong" else None
 
 
@@ -106,7 +107,7 @@ class TestRegistration:
 
     def test_unknown_argument_fails_at_registration(self):
         """A hook asking for an argument the specification lacks is refused."""
-        with pytest.raises(PluginError, match="message"):
+        with pytest.raises(PluginError, match="notification"):
             backends(Config.default(), [WrongArgument()])
 
     def test_two_plugins_for_one_type(self):
@@ -191,9 +192,9 @@ class TestProviders:
         """A plugin returning something other than the specified type fails loudly."""
         config = Config.from_data({"providers": {"w": {"type": "wrong"}}})
         hooks = backends(config, [Wrong()])
-        note = Notification("k", "d", None, "p", "a", "received", "applicant")
-        with pytest.raises(BackendError, match="returned str from send_notification"):
-            hooks.send_notification(hooks.provider("w"), note)
+        note = Message("k", "M1", MessageChannel.SMS, "0912345678", "text")
+        with pytest.raises(BackendError, match="returned str from send_message"):
+            hooks.send_message(hooks.provider("w"), note)
 
 
 ENTRY_PLUGIN = """

@@ -16,8 +16,8 @@ from dvcflow import (
     Engine,
     FrozenClock,
     InvalidValueError,
+    Message,
     NotFoundError,
-    Notification,
     Provider,
     RefusedError,
     hookimpl,
@@ -46,9 +46,9 @@ class Crashing:
         return [] if provider.type == "crashing" else None
 
     @hookimpl
-    def dvcflow_send_notification(self, provider: Provider, notification: Notification) -> None:
+    def dvcflow_send_message(self, provider: Provider, message: Message) -> None:
         if provider.type == "crashing":
-            raise KeyError(notification.event)
+            raise KeyError(message.event)
 
 
 def open_engine(
@@ -74,6 +74,11 @@ def walk(engine: Engine, clock: FrozenClock, catalog: Catalog) -> str:
     return drive(engine, clock, catalog.get(HOUSEHOLD)).id
 
 
+def effect_of(message_key: str) -> str:
+    """The effect a message was sent for (its key without the channel)."""
+    return message_key.rsplit(":", 1)[0]
+
+
 def one_effect(engine: Engine, clock: FrozenClock, catalog: Catalog) -> str:
     """Deliver a dossier's effects so far, then queue exactly one more (a reassignment)."""
     dossier = drive(engine, clock, catalog.get(HOUSEHOLD), stop_after="processing")
@@ -97,11 +102,11 @@ class TestDelivery:
         report = no_jitter(engine).drain()
         assert (report.claimed, report.done, report.incidents) == (len(items), len(items), 0)
         assert {item.status for item in engine.outbox.items(dossier)} == {"done"}
-        assert set(fake.applied) == {item.key for item in items}
+        assert {effect_of(key) for key in fake.applied} == {item.key for item in items}
         assert set(fake.applied.values()) == {1}
-        events = [n.event for n in fake.notifications]
+        events = [m.event for m in fake.messages]
         assert {"received", "result_ready", "result_returned", "form_01"} <= set(events)
-        assert all(n.dossier_code and n.procedure == HOUSEHOLD for n in fake.notifications)
+        assert all(m.dossier_code for m in fake.messages)
         assert no_jitter(engine).drain().claimed == 0
 
     def test_keys_carry_no_personal_data(self, setup, catalog: Catalog):
@@ -109,7 +114,7 @@ class TestDelivery:
         engine, clock, fake = setup
         walk(engine, clock, catalog)
         no_jitter(engine).drain()
-        sent = repr([(n.key, dict(n.data)) for n in fake.notifications])
+        sent = repr([(m.key, m.reference, dict(m.data)) for m in fake.messages])
         for personal in ("001099012345", "Nguyễn", "0912345678", "an@example.vn"):
             assert personal not in sent
 
@@ -119,14 +124,14 @@ class TestRetries:
         """Two failures, retried after 2 s and 4 s, then delivered; applied once."""
         engine, clock, fake = setup
         one_effect(engine, clock, catalog)
-        fake.fail_next("send_notification", 2)
+        fake.fail_next("send_message", 2)
         worker = no_jitter(engine, name="w-1")
         first = worker.drain()
         assert first.retried == 1
         (failing,) = [i for i in engine.outbox.items() if i.status == "pending"]
         assert failing.attempts == 1
         assert failing.next_attempt_at == clock.now() + dt.timedelta(seconds=2)
-        assert failing.last_error == "fake send_notification failure"
+        assert failing.last_error == "fake send_message failure"
         assert worker.drain().claimed == 0  # not due yet
         clock.advance(dt.timedelta(seconds=2))
         assert worker.drain().retried == 1
@@ -134,7 +139,8 @@ class TestRetries:
         assert again.next_attempt_at == clock.now() + dt.timedelta(seconds=4)
         clock.advance(dt.timedelta(seconds=4))
         assert worker.drain().done == 1
-        assert fake.applied[failing.key] == 1
+        assert [key for key in fake.applied if effect_of(key) == failing.key] != []
+        assert set(fake.applied.values()) == {1}
         assert engine.outbox.counts() == {"done": len(engine.outbox.items())}
 
     def test_jitter_and_ceiling(self, setup):
@@ -152,14 +158,14 @@ class TestIncidents:
         """After max_attempts the effect is an incident; retried, it is delivered."""
         engine, clock, fake = setup
         one_effect(engine, clock, catalog)
-        fake.fail_next("send_notification", 3)
+        fake.fail_next("send_message", 3)
         worker = no_jitter(engine)
         for _ in range(3):
             worker.drain()
             clock.advance(dt.timedelta(minutes=1))
         (incident,) = engine.outbox.incidents()
         assert (incident.status, incident.attempts, incident.kind) == ("open", 3, "notify")
-        assert incident.error == "fake send_notification failure"
+        assert incident.error == "fake send_message failure"
         assert engine.outbox.counts()["incident"] == 1
         retried = engine.outbox.retry(incident.id, actor="ops-1", note="gateway back")
         assert (retried.status, retried.resolved_by, retried.note) == (
@@ -168,7 +174,7 @@ class TestIncidents:
             "gateway back",
         )
         assert worker.drain().done == 1
-        assert fake.applied[incident.effect] == 1
+        assert [effect_of(key) for key in fake.applied].count(incident.effect) == 1
         assert engine.outbox.incidents() == []
         assert [i.status for i in engine.outbox.incidents(status=None)] == ["retried"]
         with pytest.raises(RefusedError, match="is retried"):
@@ -178,7 +184,7 @@ class TestIncidents:
         """A failure marked not retryable skips the backoff."""
         engine, clock, fake = setup
         one_effect(engine, clock, catalog)
-        fake.fail_next("send_notification", retryable=False)
+        fake.fail_next("send_message", retryable=False)
         assert no_jitter(engine).drain().incidents == 1
         (incident,) = engine.outbox.incidents()
         assert incident.attempts == 1
@@ -187,7 +193,7 @@ class TestIncidents:
         """Skipping gives an effect up for good, and says why."""
         engine, clock, fake = setup
         one_effect(engine, clock, catalog)
-        fake.fail_next("send_notification", retryable=False)
+        fake.fail_next("send_message", retryable=False)
         no_jitter(engine).drain()
         (incident,) = engine.outbox.incidents()
         with pytest.raises(InvalidValueError, match="note"):
@@ -234,7 +240,7 @@ class TestPurge:
         """Purging deletes delivered rows older than asked; pending and incident rows stay."""
         engine, clock, fake = setup
         one_effect(engine, clock, catalog)
-        fake.fail_next("send_notification", retryable=False)
+        fake.fail_next("send_message", retryable=False)
         no_jitter(engine).drain()
         delivered = engine.outbox.counts()["done"]
         assert engine.outbox.purge(older_than=dt.timedelta(days=1)) == 0
@@ -258,7 +264,7 @@ class TestLeases:
         worker = no_jitter(engine)
         report = worker.drain()
         assert report.claimed == len(engine.outbox.items()) - 3
-        assert {row.key for row in lost}.isdisjoint(fake.applied)
+        assert {row.key for row in lost}.isdisjoint(effect_of(key) for key in fake.applied)
         clock.advance(lease)
         assert worker.drain().done == 3
         assert set(fake.applied.values()) == {1}
@@ -290,8 +296,8 @@ class TestThreads:
         assert errors == []
         items = engine.outbox.items()
         assert sum(r.done for r in reports) == len(items)
-        assert set(fake.applied) == {item.key for item in items}
+        assert {effect_of(key) for key in fake.applied} == {item.key for item in items}
         assert set(fake.applied.values()) == {1}
-        assert len([call for call in fake.calls if call[0] == "send_notification"]) == len(
+        assert len([call for call in fake.calls if call[0] == "send_message"]) == len(
             [i for i in items if i.kind in {"notify", "issue_document"}]
         )

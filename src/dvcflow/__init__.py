@@ -15,7 +15,6 @@ from dvcflow._backends import (
     MessageChannel,
     MessageReceipt,
     MessageStatus,
-    Notification,
     NotificationReceipt,
     PaymentLink,
     PaymentOutcome,
@@ -34,14 +33,17 @@ from dvcflow._clock import Clock, FrozenClock, SystemClock
 from dvcflow._codes import CodeFormat, CodePeriod
 from dvcflow._config import Config
 from dvcflow._deadlines import DayCounting, DeadlineRules, DueDateChange, Timeliness
+from dvcflow._deliveries import Deliveries, DeliveryRecord
 from dvcflow._dossier import Dossier, FeeObligation, Wait, replay
 from dvcflow._engine import Engine, retry
 from dvcflow._history import Checkpoint
+from dvcflow._intake import SecurityRecord
 from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
 from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
 from dvcflow._migration import MigrationItem, MigrationPlan
+from dvcflow._notifications import MessageRecord, Notifications
 from dvcflow._outbox import Incident, Outbox, OutboxItem
-from dvcflow._payments import PaymentRecord, Payments, RefundRecord, SecurityRecord
+from dvcflow._payments import PaymentRecord, Payments, RefundRecord
 from dvcflow._policies import ClockPolicy, PaymentWaitPolicy, SupplementExpiry, SupplementPolicy
 from dvcflow._procedure import (
     CapabilitiesSpec,
@@ -60,6 +62,7 @@ from dvcflow._procedure import (
     Text,
 )
 from dvcflow._reasons import REASONS, Reason
+from dvcflow._results import Download, FileRecord, Results
 from dvcflow._rulepacks import ContactRule, RulePacks, RulePackSpec, ServiceModel
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page
 from dvcflow._values import (
@@ -136,8 +139,10 @@ __all__ = [
     "DayCounting",
     "DeadlineRules",
     "Decision",
+    "Deliveries",
     "DeliveryMethod",
     "DeliveryReceipt",
+    "DeliveryRecord",
     "DeliveryReport",
     "DeliveryRequest",
     "DeliveryStatus",
@@ -145,6 +150,7 @@ __all__ = [
     "DocumentSignature",
     "Dossier",
     "DossierSnapshot",
+    "Download",
     "DueDateChange",
     "Duration",
     "DurationUnit",
@@ -160,6 +166,7 @@ __all__ = [
     "FeeSpec",
     "FeeTiming",
     "FieldType",
+    "FileRecord",
     "FormDocumentSpec",
     "FormFieldSpec",
     "FrozenClock",
@@ -173,14 +180,15 @@ __all__ = [
     "Message",
     "MessageChannel",
     "MessageReceipt",
+    "MessageRecord",
     "MessageStatus",
     "MigrationItem",
     "MigrationPlan",
     "Money",
     "NationalStatus",
     "NotFoundError",
-    "Notification",
     "NotificationReceipt",
+    "Notifications",
     "OfficeHours",
     "OnlineClass",
     "Outbox",
@@ -207,6 +215,7 @@ __all__ = [
     "RefundResult",
     "RefusedError",
     "ResultSpec",
+    "Results",
     "Routing",
     "RulePackSpec",
     "RulePacks",

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from dvcflow._backends import Family, Provider, content_key
+from dvcflow._backends import Family, MessageChannel, Provider, content_key
 from dvcflow._reader import Node
+from dvcflow._templates import LOCALES, Templates
 from dvcflow.errors import ConfigurationError, InvalidValueError, Problem
 
 __all__ = [
     "REFUNDABLE_ENDINGS",
+    "DeliverySettings",
+    "NotificationSettings",
     "PaymentSettings",
     "ProviderConfig",
     "Routing",
@@ -167,6 +170,72 @@ class PaymentSettings:
             )
 
 
+def _channels(value: Mapping[MessageChannel, str]) -> Mapping[MessageChannel, str]:
+    return MappingProxyType(dict(value))
+
+
+def _channels_key(value: Mapping[MessageChannel, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((channel.value, name) for channel, name in value.items()))
+
+
+def _templates_key(value: Templates) -> tuple[str, ...]:
+    return tuple(value.get(event).version for event in value.events())
+
+
+@attrs.frozen
+class NotificationSettings:
+    """How notifications are written and which channels carry them.
+
+    Attributes:
+        locale: the locale of an applicant who chose none (``vi`` or ``en``).
+        chain: the applicant's channels in the order they are tried; a channel the applicant
+            did not opt into, has no address for, or whose template variant is missing is
+            passed over, and a permanent failure moves on to the next one.
+        channels: the provider of each channel; a channel not named here goes to the
+            ``[routing] notification`` provider. Officers and other agencies are notified on
+            the ``webhook`` channel (the portal's own inbox).
+        templates: the templates in force (dvcflow's, replaced event by event by the files
+            of ``[notifications] templates``).
+    """
+
+    locale: str = attrs.field(default="vi")
+    chain: tuple[MessageChannel, ...] = attrs.field(
+        default=(MessageChannel.ZALO, MessageChannel.SMS, MessageChannel.EMAIL), converter=tuple
+    )
+    channels: Mapping[MessageChannel, str] = attrs.field(
+        factory=dict, converter=_channels, eq=_channels_key
+    )
+    templates: Templates = attrs.field(factory=Templates.builtin, eq=_templates_key)
+
+    @locale.validator
+    def _check_locale(self, _attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in LOCALES:
+            raise InvalidValueError("locale", f"must be one of {', '.join(LOCALES)}")
+
+    @chain.validator
+    def _check_chain(
+        self, _attribute: attrs.Attribute[Any], value: tuple[MessageChannel, ...]
+    ) -> None:
+        if MessageChannel.WEBHOOK in value or len(set(value)) != len(value):
+            raise InvalidValueError("chain", "lists email, sms and zalo, each at most once")
+
+
+@attrs.frozen
+class DeliverySettings:
+    """Results handed over, posted and downloaded.
+
+    Attributes:
+        unclaimed_after_days: a result waiting at the counter this many days sends the
+            applicant a reminder (``result_unclaimed``).
+        link_ttl_hours: how long a download link of an electronic result stays valid.
+        download_url: the portal's address that serves download links; the token is appended.
+    """
+
+    unclaimed_after_days: int = attrs.field(default=15, validator=_positive)
+    link_ttl_hours: int = attrs.field(default=72, validator=_positive)
+    download_url: str = "https://dichvucong.example.gov.vn/ket-qua/"
+
+
 _PROVIDER_KEYS = ("secrets", "settings", "type")
 _FAMILIES = tuple(family.value for family in Family)
 _WORKER_KEYS = tuple(field.name for field in attrs.fields(WorkerSettings))
@@ -257,14 +326,81 @@ def _read_settings(root: Node, key: str, factory: type[Any], keys: tuple[str, ..
     return node.build(factory, **values)
 
 
-def read_backends(root: Node) -> dict[str, Any]:
-    """The ``providers``, ``routing``, ``worker`` and ``payments`` tables, as `Config` fields."""
+def _read_channels(
+    table: Node, providers: Mapping[str, ProviderConfig]
+) -> dict[MessageChannel, str]:
+    channels: dict[MessageChannel, str] = {}
+    if not table.table(optional=tuple(c.value for c in MessageChannel)):
+        return channels
+    for channel in MessageChannel:
+        name = table.string(channel.value, None)
+        if name is not None and name not in providers:
+            known = ", ".join(sorted(providers)) or "none"
+            table.problem(f"no provider {name!r} is defined (defined: {known})", channel.value)
+        elif name is not None:
+            channels[channel] = name
+    return channels
+
+
+def _read_notifications(
+    root: Node,
+    providers: Mapping[str, ProviderConfig],
+    templates: Callable[[Node], Templates | None],
+) -> NotificationSettings | None:
+    node = root.get("notifications")
+    if node is None:
+        return NotificationSettings()
+    if not node.table(optional=("chain", "channels", "locale", "templates")):
+        return None
+    values: dict[str, Any] = {}
+    complete = True
+    locale = node.string("locale", None)
+    if locale is not None:
+        values["locale"] = locale
+    if node.has("chain"):
+        chain = [item.as_choice(MessageChannel) for item in node.array("chain")]
+        complete = None not in chain
+        values["chain"] = tuple(c for c in chain if c is not None)
+    table = node.get("channels")
+    if table is not None:
+        values["channels"] = _read_channels(table, providers)
+    paths = node.get("templates")
+    if paths is not None:
+        loaded = templates(paths)
+        complete = complete and loaded is not None
+        values["templates"] = loaded
+    if not complete:
+        return None
+    return node.build(NotificationSettings, **values)
+
+
+def _read_delivery(root: Node) -> DeliverySettings | None:
+    node = root.get("delivery")
+    if node is None:
+        return DeliverySettings()
+    if not node.table(optional=("download_url", "link_ttl_hours", "unclaimed_after_days")):
+        return None
+    values: dict[str, Any] = {}
+    for name in ("link_ttl_hours", "unclaimed_after_days"):
+        value = node.integer(name, None, minimum=1)
+        if value is not None:
+            values[name] = value
+    url = node.string("download_url", None, pattern=r"https?://\S+")
+    if url is not None:
+        values["download_url"] = url
+    return node.build(DeliverySettings, **values)
+
+
+def read_backends(root: Node, templates: Callable[[Node], Templates | None]) -> dict[str, Any]:
+    """The back-end tables as `Config` fields; ``templates`` loads the template paths given."""
     providers = _read_providers(root)
     return {
         "providers": providers,
         "routing": _read_routing(root, providers),
         "worker": _read_settings(root, "worker", WorkerSettings, _WORKER_KEYS),
         "payments": _read_settings(root, "payments", PaymentSettings, _PAYMENT_KEYS),
+        "notifications": _read_notifications(root, providers, templates),
+        "delivery": _read_delivery(root),
     }
 
 

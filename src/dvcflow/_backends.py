@@ -32,7 +32,6 @@ __all__ = [
     "MessageChannel",
     "MessageReceipt",
     "MessageStatus",
-    "Notification",
     "NotificationReceipt",
     "PaymentLink",
     "PaymentOutcome",
@@ -214,24 +213,6 @@ class CallbackReply:
     headers: Mapping[str, str] = attrs.field(
         factory=dict, converter=_frozen_mapping, eq=content_key
     )
-
-
-@attrs.frozen
-class Notification:
-    """A message for the applicant or an officer about a dossier (the next issue adds templates).
-
-    ``event`` names what happened (``"received"``, ``"payment_due"``, ``"form_01"`` for an
-    issued form, ``"due_soon"`` for a reminder); ``data`` holds its plain, non-personal details.
-    """
-
-    key: str
-    dossier_id: str
-    dossier_code: str | None
-    procedure: str
-    agency: str
-    event: str
-    recipient: str
-    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, eq=content_key)
 
 
 @attrs.frozen

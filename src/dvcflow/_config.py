@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 
 from dvcflow._backend_config import (
+    DeliverySettings,
+    NotificationSettings,
     PaymentSettings,
     ProviderConfig,
     Routing,
@@ -34,6 +36,7 @@ from dvcflow._calendar import (
 from dvcflow._codes import DEFAULT_CODE_FORMAT, CodeFormat, CodePeriod
 from dvcflow._reader import Node, Report
 from dvcflow._rulepacks import RulePacks, RulePackSpec
+from dvcflow._templates import Templates
 from dvcflow.errors import (
     CalendarError,
     ConfigurationError,
@@ -54,7 +57,9 @@ _SECTIONS = (
     "calendar",
     "codes",
     "database",
+    "delivery",
     "history",
+    "notifications",
     "payments",
     "providers",
     "routing",
@@ -162,6 +167,8 @@ class Config:
         routing: which provider serves payments, deliveries and notifications for whom.
         worker: how the outbox worker claims, retries and gives up.
         payments: callback limits, reconciliation and refunds.
+        notifications: locale, channel chain, channel providers and templates.
+        delivery: unclaimed-result reminders and download links.
     """
 
     source: str | None = attrs.field(default=None, eq=False)
@@ -185,6 +192,8 @@ class Config:
     routing: Routing = attrs.field(factory=Routing)
     worker: WorkerSettings = attrs.field(factory=WorkerSettings)
     payments: PaymentSettings = attrs.field(factory=PaymentSettings)
+    notifications: NotificationSettings = attrs.field(factory=NotificationSettings)
+    delivery: DeliverySettings = attrs.field(factory=DeliverySettings)
 
     @routing.validator
     def _check_routing(self, _attribute: attrs.Attribute[Any], value: Routing) -> None:
@@ -355,6 +364,26 @@ class _Files:
                 self.overrides[path] = None
         return self.overrides[path]
 
+    def templates(self, node: Node) -> Templates | None:
+        """The built-in templates with those of the files and folders listed at ``node``."""
+        items, paths = node.array_items(), []
+        for item in items:
+            text = item.as_type(str)
+            if text is None:
+                continue
+            path = Path(text) if Path(text).is_absolute() else self.base / text
+            if not path.exists():
+                item.problem(f"not found: {path}")
+                continue
+            paths.append(path)
+        if not isinstance(node.value, list) or len(paths) != len(items):
+            return None
+        try:
+            return Templates.load(paths)
+        except InvalidDefinitionError as exc:
+            self.report.problems.extend(exc.problems)
+            return None
+
     def rule_packs(self, node: Node) -> RulePacks | None:
         """The built-in packs with those of the file at ``node`` replacing or joining them."""
         path = self.resolve(node)
@@ -490,6 +519,6 @@ def _read_config(root: Node, base: Path) -> Config:
         RulePacks.builtin() if packs_file is None else files.rule_packs(packs_file)
     )
     values["codes"] = _read_codes(root)
-    values |= read_backends(root)
+    values |= read_backends(root, files.templates)
     report.raise_if_any(ConfigurationError)
     return Config(source=report.source, **values)

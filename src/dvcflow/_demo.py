@@ -105,12 +105,15 @@ def _intake_payload(procedure: ProcedureSpec, delivery: DeliveryMethod) -> dict[
     )
     form = {field.name: _sample_value(field) for field in procedure.form_fields if field.required}
     documents = [c.key for c in procedure.case().components if c.mandatory]
-    return {
+    payload: dict[str, Any] = {
         "applicant": applicant,
         "form": form,
         "documents": documents,
         "delivery": delivery.value,
     }
+    if delivery is DeliveryMethod.POSTAL:
+        payload["address"] = {"address": "Số 1 Tràng Tiền, phường Hoàn Kiếm, Hà Nội"}
+    return payload
 
 
 def _pay(
@@ -248,6 +251,7 @@ def _first(
         documents=payload["documents"],
         delivery=DeliveryMethod(payload["delivery"]),
         fees_collected=bool(payload.get("fees_collected")),
+        address=payload.get("address"),
         command_id=command_id,
     )
 
@@ -410,7 +414,7 @@ def run_demo(
         fake = engine.backends.plugin(FakeBackend)
         links = sum(1 for hook, _ in fake.calls if hook == "create_payment")
         print(
-            f"outbox worker: the back ends got {len(fake.notifications)} notifications and "
+            f"outbox worker: the back ends got {len(fake.messages)} messages and "
             f"{links} payment links in this run; {report.incidents} incidents",
             file=out,
         )

@@ -18,6 +18,7 @@ from dvcflow._backends import TransitionRecord
 from dvcflow._catalog import Catalog
 from dvcflow._clock import Clock, SystemClock, to_utc
 from dvcflow._config import Config
+from dvcflow._deliveries import Deliveries
 from dvcflow._dossier import Dossier, decode_changes
 from dvcflow._history import (
     GENESIS,
@@ -29,13 +30,16 @@ from dvcflow._history import (
     verify_dossier,
 )
 from dvcflow._hooks import Backends
+from dvcflow._intake import Intake
 from dvcflow._kernel import Action, EffectKind, Kernel, content_hash
 from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
+from dvcflow._notifications import Notifications
 from dvcflow._outbox import Outbox
 from dvcflow._payments import Payments
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
+from dvcflow._results import Results
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
 from dvcflow._store import Store, default_key_path, read_or_create_key
 from dvcflow._values import Actor, Applicant, Channel, DeliveryMethod
@@ -113,8 +117,16 @@ class Engine:
             providers=config.resolved_providers(), routing=config.routing, entry_points=False
         )
         """The plugins and configured providers: the one caller of every hook."""
+        self.intake = Intake(self)
+        """The checks every back-end callback passes, and the security log."""
         self.payments = Payments(self)
         """Payment links, callbacks, reconciliation and refunds."""
+        self.notifications = Notifications(self)
+        """Messages per channel and locale, their receipts."""
+        self.deliveries = Deliveries(self)
+        """Results by post and electronically, the couriers' reports."""
+        self.results = Results(self, key)
+        """Result files, their signatures, download links."""
         self.outbox = Outbox(self)
         """Queued effects, the worker that delivers them, and incidents."""
         self._kernels: dict[str, Kernel] = {}
@@ -238,6 +250,7 @@ class Engine:
                     rule_packs=self.config.rule_packs,
                     version=version,
                     refund_on=self.config.payments.refund_on,
+                    unclaimed_after=dt.timedelta(days=self.config.delivery.unclaimed_after_days),
                 )
                 self._kernels[version] = kernel
             return kernel
@@ -292,9 +305,16 @@ class Engine:
         exemption: str | None = None,
         owner: str | None = None,
         fees_collected: bool = False,
+        notify: Mapping[str, Any] | None = None,
+        address: Mapping[str, str] | None = None,
         command_id: str | None = None,
     ) -> DossierSnapshot:
         """Create a dossier: ``submit`` online by the applicant, ``receive`` otherwise.
+
+        ``notify`` holds the applicant's notification preferences: the channels they opt
+        into (``{"channels": ["zalo", "sms"], "locale": "vi"}``; email and SMS by default).
+        ``address`` is where a postal result goes (``{"address": ..., "name": ..., "phone":
+        ...}``; name and phone default to the applicant's), required for a postal return.
 
         Raises:
             RefusedError: with reason codes when the intake is not acceptable.
@@ -311,6 +331,10 @@ class Engine:
             payload["delivery"] = delivery
         if exemption is not None:
             payload["exemption"] = exemption
+        if notify is not None:
+            payload["notify"] = dict(notify)
+        if address is not None:
+            payload["address"] = dict(address)
         if channel is Channel.ONLINE:
             trigger = "submit"
         else:
@@ -477,6 +501,11 @@ class Engine:
         else:
             dossier = Dossier(**decode_changes(row.data))
             kernel = self.kernel(dossier.procedure_version)
+        if trigger == "resolve" and row is not None:
+            # An attached result's signature is checked here, whatever the payload claims.
+            verified = self.results.verified(row, payload.get("result"))
+            if verified is not None:
+                payload = {**payload, "signed": verified}
         code = None
         if trigger == "receive" and (dossier is None or dossier.code is None):
             code = self._next_code(connection, kernel.procedure.agency, now)
@@ -751,12 +780,16 @@ class _AlreadyFiredError(DvcflowError):
     """Another process fired the timer first."""
 
 
+_TIMER_RECIPIENTS = {"result_unclaimed": "applicant"}
+"""Who a notification-only timer tells; the officer holding the dossier unless named here."""
+
+
 def _reminder(timer: Row[Any], now: dt.datetime) -> dict[str, Any]:
     return {
         "key": f"timer:{timer.id}",
         "dossier_id": timer.dossier_id,
         "kind": EffectKind.NOTIFY.value,
-        "data": {"event": timer.name, "to": "officer"},
+        "data": {"event": timer.name, "to": _TIMER_RECIPIENTS.get(timer.name, "officer")},
         "created_at": now,
         "status": "pending",
         "attempts": 0,

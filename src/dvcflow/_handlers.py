@@ -24,6 +24,7 @@ from dvcflow._dossier import Dossier, FeeObligation
 from dvcflow._forms import check_form
 from dvcflow._kernel import EffectKind, Handler, Kernel, Plan
 from dvcflow._policies import SupplementExpiry
+from dvcflow._preferences import check_preferences
 from dvcflow._procedure import DocumentKind, ProcedureSpec, StepKind
 from dvcflow._rulepacks import ContactRule, RulePackSpec
 from dvcflow._values import (
@@ -338,6 +339,21 @@ def _intake(plan: Plan) -> None:
         "case": plan.dossier.case,
         "delivery": plan.dossier.delivery.value,
     }
+    if plan.dossier.delivery is DeliveryMethod.POSTAL:
+        address = plan.payload.get("address")
+        if not isinstance(address, Mapping) or not _plain_text(address.get("address")):
+            plan.refuse("address_missing", "give address = {address, name?, phone?}")
+        else:
+            plan.personal["delivery_address"] = {
+                key: str(address[key]) for key in ("address", "name", "phone") if address.get(key)
+            }
+    notify = plan.payload.get("notify")
+    if notify is not None:
+        try:
+            # Kept with the personal data: a channel choice is about the applicant's contacts.
+            plan.personal["preferences"] = check_preferences(notify)
+        except InvalidValueError as exc:
+            plan.refuse("payload_invalid", str(exc))
 
 
 # -- intake -----------------------------------------------------------------------------------
@@ -678,6 +694,8 @@ def _confirm_payment(plan: Plan) -> None:
     }
     plan.visit = method == "counter"
     _notify(plan, "payment_received", kind=kind.value, amount=amount)
+    if settled and (dossier.state == "result_ready" or dossier.resume_state == "result_ready"):
+        _hand_out(plan)
     if dossier.state == "awaiting_payment" and settled and dossier.waits:
         plan.effect(EffectKind.CANCEL_TIMERS, names=["payment_expiry"])
         if dossier.resume_state != "result_ready":
@@ -740,6 +758,26 @@ def _resolve(plan: Plan) -> None:
     plan.data |= {"on_time": on_time, "result": result}
     plan.effect(EffectKind.CANCEL_TIMERS, names=list(_DUE_TIMERS))
     _notify(plan, "result_ready")
+    if dossier.fees_settled:
+        _hand_out(plan)
+
+
+def _hand_out(plan: Plan) -> None:
+    """A ready result with nothing left to pay goes out by post or by link, or waits.
+
+    A result for collection waits at the counter, with a reminder to the applicant if it is
+    not collected in time.
+    """
+    delivery = plan.dossier.delivery
+    if delivery is DeliveryMethod.IN_PERSON:
+        wait = plan.kernel.unclaimed_after
+        if wait is not None:
+            at = plan.now + wait
+            plan.effect(
+                EffectKind.SET_TIMER, name="result_unclaimed", at=at.isoformat(), trigger=None
+            )
+        return
+    plan.effect(EffectKind.DELIVER, method=delivery.value, direction="outbound")
 
 
 def _issue_result(plan: Plan) -> None:

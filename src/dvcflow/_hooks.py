@@ -19,7 +19,6 @@ from dvcflow._backends import (
     Family,
     Message,
     MessageReceipt,
-    Notification,
     NotificationReceipt,
     PaymentLink,
     PaymentQuery,
@@ -260,15 +259,6 @@ class Backends:
         """Refund a paid fee."""
         hook = self._pm.hook.dvcflow_refund_payment
         return self._call(hook, "refund_payment", RefundResult, provider, refund=refund)
-
-    def send_notification(
-        self, provider: Provider, notification: Notification
-    ) -> NotificationReceipt:
-        """Send a notification."""
-        hook = self._pm.hook.dvcflow_send_notification
-        return self._call(
-            hook, "send_notification", NotificationReceipt, provider, notification=notification
-        )
 
     def dispatch_delivery(self, provider: Provider, delivery: DeliveryRequest) -> DeliveryReceipt:
         """Send a result on its way."""

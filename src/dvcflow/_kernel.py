@@ -40,6 +40,7 @@ WAITING_STATES = frozenset({"awaiting_supplement", "awaiting_payment", "withdraw
 
 PAYLOAD_REASONS = frozenset(
     {
+        "address_missing",
         "applicant_missing",
         "amount_mismatch",
         "case_unknown",
@@ -271,9 +272,11 @@ class Kernel:
         version: the version's identity; the content hash by default.
         refund_on: the endings (``refused``, ``stopped``, ``withdrawn``) that refund paid
             fees; all of them by default.
+        unclaimed_after: how long a result waits at the counter before the applicant is
+            reminded to collect it; ``None``: no reminder.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the version and its settings, keyword-only
         self,
         procedure: ProcedureSpec,
         *,
@@ -281,6 +284,7 @@ class Kernel:
         rule_packs: RulePacks | None = None,
         version: str | None = None,
         refund_on: frozenset[str] = frozenset({"refused", "stopped", "withdrawn"}),
+        unclaimed_after: dt.timedelta | None = dt.timedelta(days=15),
     ) -> None:
         from dvcflow._handlers import HANDLERS, new_dossier  # noqa: PLC0415 - they import this
 
@@ -291,6 +295,7 @@ class Kernel:
         self.rule_packs = rule_packs if rule_packs is not None else RulePacks.builtin()
         self.version = version if version is not None else content_hash(procedure)
         self.refund_on = refund_on
+        self.unclaimed_after = unclaimed_after
         self._handlers: Mapping[str, Handler] = HANDLERS
         self._new_dossier = new_dossier
         self._edges: dict[tuple[str, str], tuple[TransitionSpec, ...]] = {}

@@ -169,6 +169,10 @@ class OutboxStore:
         """One outbox row."""
         return connection.execute(sa.select(outbox).where(outbox.c.id == outbox_id)).first()
 
+    def outbox_row_by_key(self, connection: Connection, key: str) -> Row[Any] | None:
+        """The outbox row of an effect, by its idempotency key."""
+        return connection.execute(sa.select(outbox).where(outbox.c.key == key)).first()
+
     def outbox_counts(self, connection: Connection) -> dict[str, int]:
         """Outbox rows by status."""
         rows = connection.execute(

@@ -29,6 +29,7 @@ from dvcflow._backends import (
     RefundRequest,
 )
 from dvcflow._clock import to_utc
+from dvcflow._intake import SecurityRecord
 from dvcflow._kernel import EffectKind
 from dvcflow._ledger import payment_reference
 from dvcflow._outbox_store import OPEN_PAYMENT_STATES
@@ -47,7 +48,7 @@ from dvcflow.errors import (
 if TYPE_CHECKING:
     from dvcflow._engine import Engine
 
-__all__ = ["PaymentRecord", "Payments", "RefundRecord", "SecurityRecord"]
+__all__ = ["PaymentRecord", "Payments", "RefundRecord"]
 
 logger = logging.getLogger("dvcflow")
 
@@ -108,19 +109,6 @@ class RefundRecord:
     provider_ref: str | None
 
 
-@attrs.frozen
-class SecurityRecord:
-    """A rejected request in the security log: what, when, from where, and a trace of it."""
-
-    at: dt.datetime
-    source: str
-    kind: str
-    detail: str
-    size: int
-    digest: str
-    excerpt: str
-
-
 class Payments:
     """The engine's payments: ``engine.payments``."""
 
@@ -161,13 +149,8 @@ class Payments:
             ]
 
     def security_log(self, *, limit: int = 100) -> list[SecurityRecord]:
-        """Rejected callbacks, newest first."""
-        with self._store.connect() as connection:
-            rows = self._ledger.security_log(connection, limit=limit)
-        return [
-            SecurityRecord(aware(r.at), r.source, r.kind, r.detail, r.size, r.digest, r.excerpt)
-            for r in rows
-        ]
+        """Rejected callbacks, reports and receipts, newest first."""
+        return self._engine.intake.records(limit=limit)
 
     # -- callbacks -------------------------------------------------------------------------------
 
@@ -192,26 +175,14 @@ class Payments:
                 the security log; the dossier and its history are unchanged.
         """
         at = self._now(now)
-        source = f"callback:{provider}"
-        try:
-            backend = self._engine.backends.provider(provider)
-        except NotFoundError as exc:
-            raise self._reject(source, "unknown_provider", str(exc), body, at) from None
-        limit = self._engine.config.payments.callback_max_bytes
-        if len(body) > limit:
-            raise self._reject(
-                source, "oversize", f"{len(body)} bytes, more than {limit}", body, at
-            ) from None
-        try:
-            report = self._engine.backends.verify_callback(backend, body, dict(headers))
-        except SignatureError as exc:
-            self._log(source, "bad_signature", str(exc), body, at)
-            raise
-        except CallbackError as exc:
-            self._log(source, exc.kind, str(exc), body, at)
-            raise
-        except BackendError as exc:
-            raise self._reject(source, "malformed", str(exc), body, at) from None
+        backend, report = self._engine.intake.verified(
+            "callback",
+            provider,
+            body=body,
+            headers=headers,
+            parse=self._engine.backends.verify_callback,
+            at=at,
+        )
         self.apply(backend, report, body, now=at)
         return self._engine.backends.callback_reply(backend, accepted=True, error=None)
 
@@ -234,19 +205,6 @@ class Payments:
                     return CallbackReply(400, kind.encode(), {"content-type": "text/plain"})
 
         return handle
-
-    def _log(self, source: str, kind: str, detail: str, raw: bytes, at: dt.datetime) -> None:
-        logger.warning("dvcflow rejected a callback", extra={"source": source, "kind": kind})
-        with self._store.transaction() as connection:
-            self._ledger.log_security(
-                connection, source=source, kind=kind, detail=detail, raw=raw, now=at
-            )
-
-    def _reject(
-        self, source: str, kind: str, detail: str, raw: bytes, at: dt.datetime
-    ) -> CallbackError:
-        self._log(source, kind, detail, raw, at)
-        return CallbackError(kind, detail)
 
     def apply(
         self,
@@ -272,13 +230,13 @@ class Payments:
                 return "duplicate"
             payment = self._ledger.payment(connection, reference=report.reference)
         if payment is None or payment.provider not in {None, provider.name}:
-            raise self._reject(
+            raise self._engine.intake.reject(
                 source, "unknown_reference", f"no payment {report.reference!r}", raw, at
             )
         if report.outcome is PaymentOutcome.SUCCEEDED and (
             report.amount is None or report.amount.amount != payment.amount
         ):
-            raise self._reject(
+            raise self._engine.intake.reject(
                 source,
                 "amount_mismatch",
                 f"payment {payment.reference} is for {payment.amount}, the report says "

@@ -67,6 +67,11 @@ _TABLE = [
     ),
     ("delivery_missing", "Chưa chọn hình thức nhận kết quả", "choose how the result is returned"),
     (
+        "address_missing",
+        "Thiếu địa chỉ nhận kết quả qua bưu chính",
+        "a postal return needs a delivery address",
+    ),
+    (
         "exemption_unknown",
         "Đối tượng miễn, giảm không có trong thủ tục",
         "the procedure has no such exemption",

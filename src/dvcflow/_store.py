@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from dvcflow._delivery_store import DeliveryStore
 from dvcflow._history import GENESIS, StoredEvent
 from dvcflow._outbox_store import OutboxStore
 from dvcflow._schema import (
@@ -105,6 +106,8 @@ class Store:
         self.dialect = self.url.get_backend_name()
         self.ledger = OutboxStore(self.dialect)
         """The outbox, incident, payment and security-log statements."""
+        self.deliveries = DeliveryStore()
+        """The message, delivery and file statements."""
         if pool_size is not None and self.dialect != "sqlite":
             engine_options.setdefault("pool_size", pool_size)
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()

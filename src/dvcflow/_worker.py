@@ -17,10 +17,8 @@ import attrs
 from sqlalchemy.engine import Row
 
 from dvcflow._backend_config import WorkerSettings
-from dvcflow._backends import DeliveryRequest, Family, Notification
 from dvcflow._clock import to_utc
 from dvcflow._kernel import EffectKind
-from dvcflow._values import DeliveryMethod
 from dvcflow.errors import BackendError, ConcurrencyError, DvcflowError
 
 if TYPE_CHECKING:
@@ -216,45 +214,11 @@ class Worker:
             msg = f"effect {row.key}: dossier {row.dossier_id} is not in the database"
             raise BackendError(msg, retryable=False)
         kind = EffectKind(row.kind)
-        backends = self.engine.backends
         if kind in _PAYMENT_KINDS:
             self.engine.payments.dispatch(kind, row, dossier, now)
             return
-        data = dict(row.data)
         if kind is EffectKind.DELIVER:
-            provider = backends.provider_for(
-                Family.DELIVERY, procedure=dossier.procedure_code, agency=dossier.agency
-            )
-            method = DeliveryMethod(data.pop("method", DeliveryMethod.ELECTRONIC.value))
-            backends.dispatch_delivery(
-                provider,
-                DeliveryRequest(
-                    row.key,
-                    dossier.id,
-                    dossier.code,
-                    dossier.procedure_code,
-                    dossier.agency,
-                    method,
-                    data,
-                ),
-            )
+            self.engine.deliveries.dispatch(row, dossier, now)
             return
-        # Notifications, and the forms (receipt, guidance, refusal, apology) sent to the
-        # applicant as notifications of their own.
-        event = str(data.pop("event")) if kind is EffectKind.NOTIFY else f"form_{data.pop('form')}"
-        provider = backends.provider_for(
-            Family.NOTIFICATION, procedure=dossier.procedure_code, agency=dossier.agency
-        )
-        backends.send_notification(
-            provider,
-            Notification(
-                row.key,
-                dossier.id,
-                dossier.code,
-                dossier.procedure_code,
-                dossier.agency,
-                event,
-                str(data.pop("to", "applicant")),
-                data,
-            ),
-        )
+        # Notifications, and the forms (receipt, guidance, refusal, apology) the applicant gets.
+        self.engine.notifications.dispatch(row, dossier, now)

@@ -37,7 +37,6 @@ from dvcflow._backends import (
     DocumentSignature,
     Message,
     MessageReceipt,
-    Notification,
     NotificationReceipt,
     PaymentLink,
     PaymentQuery,
@@ -65,7 +64,6 @@ __all__ = [
     "dvcflow_query_payment",
     "dvcflow_refund_payment",
     "dvcflow_send_message",
-    "dvcflow_send_notification",
     "dvcflow_sign_document",
     "dvcflow_store_file",
     "dvcflow_track_delivery",
@@ -207,17 +205,6 @@ def dvcflow_parse_receipt(
     Raises:
         SignatureError: the receipt does not authenticate.
         CallbackError: the body is not a receipt of this provider (kind ``"malformed"``).
-    """
-
-
-@hookspec(firstresult=True)
-def dvcflow_send_notification(
-    provider: Provider, notification: Notification
-) -> NotificationReceipt | None:
-    """Send an event notification as data, without rendering (a portal's own inbox).
-
-    Deprecated in favour of `dvcflow_send_message` (rendered per channel and locale); kept for
-    providers that want the raw event.
     """
 
 

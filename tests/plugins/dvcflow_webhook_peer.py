@@ -10,7 +10,7 @@ import json
 import urllib.error
 import urllib.request
 
-from dvcflow import BackendError, Notification, NotificationReceipt, Provider, hookimpl
+from dvcflow import BackendError, Message, NotificationReceipt, Provider, hookimpl
 
 TYPE = "webhook_peer"
 
@@ -29,16 +29,16 @@ class WebhookPeer:
         return [] if provider.setting("url") else ["settings.url: is required"]
 
     @hookimpl
-    def dvcflow_send_notification(
-        self, provider: Provider, notification: Notification
+    def dvcflow_send_message(
+        self, provider: Provider, message: Message
     ) -> NotificationReceipt | None:
         if provider.type != TYPE:
             return None
-        body = json.dumps({"event": notification.event, "dossier": notification.dossier_id})
+        body = json.dumps({"event": message.event, "reference": message.reference})
         request = urllib.request.Request(  # noqa: S310 - a loopback URL from the test
             provider.setting("url"),
             data=body.encode(),
-            headers={"Idempotency-Key": notification.key, "Content-Type": "application/json"},
+            headers={"Idempotency-Key": message.key, "Content-Type": "application/json"},
             method="POST",
         )
         try:

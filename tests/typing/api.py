@@ -68,15 +68,15 @@ class Sms:
         return ["my_sms"]
 
     @dvcflow.hookimpl
-    def dvcflow_send_notification(
-        self, provider: dvcflow.Provider, notification: dvcflow.Notification
+    def dvcflow_send_message(
+        self, provider: dvcflow.Provider, message: dvcflow.Message
     ) -> dvcflow.NotificationReceipt | None:
         """Send one SMS."""
-        if provider.type != "my_sms":
+        if provider.type != "my_sms" or message.channel is not dvcflow.MessageChannel.SMS:
             return None
         if not provider.setting("url"):
             raise dvcflow.BackendError("settings.url is missing", retryable=False)
-        return dvcflow.NotificationReceipt(notification.key, "sending")
+        return dvcflow.NotificationReceipt(message.reference, "sending")
 
 
 def outbox_and_payments(catalog: dvcflow.Catalog) -> list[dvcflow.PaymentRecord]:

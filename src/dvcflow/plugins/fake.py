@@ -25,14 +25,21 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from dvcflow._backends import (
     CallbackReply,
     DeliveryReceipt,
+    DeliveryReport,
     DeliveryRequest,
-    Notification,
+    DeliveryStatus,
+    DocumentSignature,
+    Message,
+    MessageChannel,
+    MessageReceipt,
+    MessageStatus,
     NotificationReceipt,
     PaymentLink,
     PaymentOutcome,
@@ -42,6 +49,7 @@ from dvcflow._backends import (
     Provider,
     RefundRequest,
     RefundResult,
+    StoredFile,
 )
 from dvcflow._values import Money
 from dvcflow.errors import BackendError, CallbackError, SignatureError
@@ -82,19 +90,71 @@ class FakeBackend:
         """Every call in order: ``(hook name, request)``, repeats included."""
         self.applied: Counter[str] = Counter()
         """How many times each idempotency key took effect: 1 each, for a correct outbox."""
-        self.notifications: list[Notification] = []
+        self.messages: list[Message] = []
+        """Messages sent, once each."""
         self.deliveries: list[DeliveryRequest] = []
         self.refunds: list[RefundRequest] = []
         self.cancelled: list[str] = []
         self._failures: dict[str, list[BackendError]] = {}
+        self._refused: set[MessageChannel] = set()
+        self.files: dict[str, bytes] = {}
+        """Stored content by digest."""
+        self.delivery_status: dict[str, DeliveryStatus] = {}
+        """Deliveries by dvcflow's reference."""
 
     # -- steering (tests and demos) ---------------------------------------------------------
 
     def fail_next(self, hook: str, times: int = 1, *, retryable: bool = True) -> None:
-        """Make the next ``times`` calls of ``hook`` (e.g. ``"send_notification"``) fail."""
+        """Make the next ``times`` calls of ``hook`` (e.g. ``"send_message"``) fail."""
         error = BackendError(f"fake {hook} failure", retryable=retryable)
         with self._lock:
             self._failures.setdefault(hook, []).extend([error] * times)
+
+    def refuse_channel(self, channel: MessageChannel) -> None:
+        """Refuse every address on ``channel`` for good (as Zalo does a non-follower)."""
+        with self._lock:
+            self._refused.add(channel)
+
+    def receipt(
+        self, message: Message, status: MessageStatus, *, event_id: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The signed delivery receipt of a message, for ``engine.notifications.receipt``."""
+        with self._lock:
+            number = next(self._numbers)
+        body = json.dumps(
+            {
+                "event_id": event_id or f"FAKE-RC-{number}",
+                "reference": message.reference,
+                "status": status.value,
+            },
+            sort_keys=True,
+        ).encode()
+        return body, {SIGNATURE_HEADER: self.sign(body)}
+
+    def courier(
+        self,
+        reference: str,
+        status: DeliveryStatus,
+        *,
+        receiver: dict[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """Move a delivery and return the courier's signed report, for the deliveries intake."""
+        with self._lock:
+            number = next(self._numbers)
+            self.delivery_status[reference] = status
+        body = json.dumps(
+            {
+                "event_id": event_id or f"FAKE-DR-{number}",
+                "reference": reference,
+                "status": status.value,
+                "waybill": f"FAKE-WB-{reference}",
+                "receiver": receiver or {},
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        ).encode()
+        return body, {SIGNATURE_HEADER: self.sign(body)}
 
     def pay(
         self,
@@ -268,25 +328,149 @@ class FakeBackend:
         return RefundResult(PaymentOutcome.SUCCEEDED, f"FAKE-RF-{refund.reference}")
 
     @hookimpl
-    def dvcflow_send_notification(
-        self, provider: Provider, notification: Notification
+    def dvcflow_send_message(
+        self, provider: Provider, message: Message
     ) -> NotificationReceipt | None:
-        """Keep the notification."""
+        """Keep the message; a refused channel fails it for good."""
         if provider.type != FAKE:
             return None
-        if self._take("send_notification", notification, notification.key):
+        if message.channel in self._refused:
+            self._take("send_message", message, None)
+            msg = f"fake: the {message.channel.value} channel refuses this address"
+            raise BackendError(msg, retryable=False)
+        if self._take("send_message", message, message.key):
             with self._lock:
-                self.notifications.append(notification)
-        return NotificationReceipt(f"FAKE-MSG-{notification.key}", "delivered")
+                self.messages.append(message)
+        return NotificationReceipt(f"FAKE-MSG-{message.reference}", "sending")
+
+    @hookimpl
+    def dvcflow_parse_receipt(
+        self, provider: Provider, body: bytes, headers: Mapping[str, str]
+    ) -> MessageReceipt | None:
+        """Check the HMAC header, then parse the JSON receipt."""
+        if provider.type != FAKE:
+            return None
+        data = self._verified(body, headers)
+        try:
+            return MessageReceipt(
+                event_id=str(data["event_id"]),
+                reference=str(data["reference"]),
+                status=MessageStatus(data["status"]),
+            )
+        except (KeyError, ValueError) as exc:
+            raise CallbackError("malformed", f"not a fake receipt: {exc}") from None
 
     @hookimpl
     def dvcflow_dispatch_delivery(
         self, provider: Provider, delivery: DeliveryRequest
     ) -> DeliveryReceipt | None:
-        """Keep the delivery."""
+        """Register the delivery; it moves when `courier` reports."""
         if provider.type != FAKE:
             return None
         if self._take("dispatch_delivery", delivery, delivery.key):
             with self._lock:
                 self.deliveries.append(delivery)
-        return DeliveryReceipt(f"FAKE-DLV-{delivery.key}", "delivered")
+                self.delivery_status.setdefault(delivery.reference, DeliveryStatus.REGISTERED)
+        return DeliveryReceipt(f"FAKE-WB-{delivery.reference}", DeliveryStatus.REGISTERED.value)
+
+    @hookimpl
+    def dvcflow_verify_delivery_callback(
+        self, provider: Provider, body: bytes, headers: Mapping[str, str]
+    ) -> DeliveryReport | None:
+        """Check the HMAC header, then parse the courier's JSON report."""
+        if provider.type != FAKE:
+            return None
+        data = self._verified(body, headers)
+        try:
+            return DeliveryReport(
+                event_id=str(data["event_id"]),
+                reference=str(data["reference"]),
+                status=DeliveryStatus(data["status"]),
+                provider_ref=data.get("waybill"),
+                receiver=dict(data.get("receiver") or {}),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CallbackError("malformed", f"not a fake courier report: {exc}") from None
+
+    @hookimpl
+    def dvcflow_track_delivery(
+        self, provider: Provider, reference: str, provider_ref: str | None
+    ) -> DeliveryReport | None:
+        """The delivery's current status."""
+        if provider.type != FAKE:
+            return None
+        with self._lock:
+            status = self.delivery_status.get(reference)
+        if status is None:
+            raise BackendError(f"fake: no delivery {reference}", retryable=False)
+        return DeliveryReport(f"track:{reference}:{status.value}", reference, status, provider_ref)
+
+    @hookimpl
+    def dvcflow_cancel_delivery(
+        self, provider: Provider, reference: str, provider_ref: str | None
+    ) -> bool | None:
+        """Cancel a delivery not yet picked up."""
+        if provider.type != FAKE:
+            return None
+        del provider_ref
+        with self._lock:
+            status = self.delivery_status.get(reference)
+            if status is None or status.rank >= DeliveryStatus.PICKED_UP.rank:
+                return False
+            self.delivery_status[reference] = DeliveryStatus.CANCELLED
+        return True
+
+    @hookimpl
+    def dvcflow_store_file(
+        self, provider: Provider, content: bytes, media_type: str, name: str
+    ) -> StoredFile | None:
+        """Keep the content by its SHA-256."""
+        if provider.type != FAKE:
+            return None
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        with self._lock:
+            self.files[digest] = content
+        return StoredFile(digest, len(content), media_type, name)
+
+    @hookimpl
+    def dvcflow_load_file(self, provider: Provider, digest: str) -> bytes | None:
+        """The content kept under ``digest``."""
+        if provider.type != FAKE:
+            return None
+        with self._lock:
+            content = self.files.get(digest)
+        if content is None:
+            raise BackendError(f"fake: nothing stored under {digest}", retryable=False)
+        return content
+
+    @hookimpl
+    def dvcflow_sign_document(self, provider: Provider, digest: str) -> DocumentSignature | None:
+        """An HMAC standing in for a signature (deterministic, not a real one)."""
+        if provider.type != FAKE:
+            return None
+        value = hmac.new(self._secret, digest.encode(), hashlib.sha256).hexdigest()
+        return DocumentSignature("fake-hmac-sha256", "fake", value)
+
+    @hookimpl
+    def dvcflow_verify_document(
+        self, provider: Provider, digest: str, signature: DocumentSignature
+    ) -> bool | None:
+        """Whether the stand-in signature matches."""
+        if provider.type != FAKE:
+            return None
+        expected = hmac.new(self._secret, digest.encode(), hashlib.sha256).hexdigest()
+        return signature.algorithm == "fake-hmac-sha256" and hmac.compare_digest(
+            expected, signature.value
+        )
+
+    def _verified(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+        given = {name.lower(): value for name, value in headers.items()}.get(SIGNATURE_HEADER, "")
+        if not hmac.compare_digest(given, self.sign(body)):
+            raise SignatureError("fake: the signature does not match the body")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise CallbackError("malformed", f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise CallbackError("malformed", "not a JSON object")
+        return data
