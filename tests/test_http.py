@@ -15,7 +15,7 @@ import pytest
 from dvcflow import FeeKind, Money
 from dvcflow._backends import PaymentRequest
 from dvcflow.errors import BackendError
-from dvcflow.plugins._http import is_http_url, post_json
+from dvcflow.plugins._http import HTTPStatusError, encode_json, is_http_url, post_json
 from dvcflow.plugins.national_payment import NationalPaymentPlugin
 from gateway import Gateway, running
 
@@ -119,6 +119,44 @@ class TestPostJson:
         with pytest.raises(BackendError, match="not an http") as caught:
             post(url)
         assert caught.value.retryable is False
+
+    def test_signed_bytes_and_extra_headers(self, gateway):
+        """Bytes are sent as given (what a header signed) with the extra headers."""
+        body = encode_json({"LoaiBanTin": "QUERY", "ThongTinGiaoDich": "Lệ phí"})
+        post_json(
+            gateway.api,
+            body,
+            connect_timeout=5,
+            read_timeout=5,
+            max_bytes=1024,
+            where="test",
+            headers={"Idempotency-Key": "effect-1", "X-Signature": "abc"},
+        )
+        [received] = gateway.received
+        assert received.body == body
+        assert "Lệ phí".encode() in body
+        assert received.headers["Idempotency-Key"] == "effect-1"
+        assert received.headers["X-Signature"] == "abc"
+
+    @pytest.mark.parametrize(
+        ("status", "body", "reply", "retryable"),
+        [
+            (409, b'{"error": {"code": "conflict"}}', {"error": {"code": "conflict"}}, False),
+            (503, b'{"error": {"code": "busy"}}', {"error": {"code": "busy"}}, True),
+            (422, b"not json", None, False),
+            (400, b"[1]", None, False),
+            (400, b'{"x": "' + b"y" * 2000 + b'"}', None, False),
+        ],
+    )
+    def test_error_status_carries_its_json_reply(self, gateway, status, body, reply, retryable):
+        """An error status keeps its JSON object body for the plugin, never in the message."""
+        gateway.fail_next(status=status, body=body)
+        with pytest.raises(HTTPStatusError) as caught:
+            post(gateway.api)
+        assert str(caught.value) == f"test QUERY: HTTP {status}"
+        assert caught.value.status == status
+        assert caught.value.reply == reply
+        assert caught.value.retryable is retryable
 
 
 class TestTLS:

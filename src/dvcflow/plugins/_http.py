@@ -13,7 +13,7 @@ from typing import Any
 
 from dvcflow.errors import BackendError
 
-__all__ = ["is_http_url", "post_json"]
+__all__ = ["HTTPStatusError", "encode_json", "is_http_url", "post_json"]
 
 
 class _Connection(http.client.HTTPConnection):
@@ -65,6 +65,21 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class HTTPStatusError(BackendError):
+    """The peer answered an HTTP error status; ``reply`` is its body when a JSON object.
+
+    The message names the status only: an error body may echo what was sent (personal data),
+    so a plugin reads the codes it knows from ``reply`` rather than quoting it.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, reply: dict[str, Any] | None, retryable: bool
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.status = status
+        self.reply = reply
+
+
 def is_http_url(value: object) -> bool:
     """Whether ``value`` is an absolute http(s) URL with a host."""
     if not isinstance(value, str):
@@ -73,14 +88,28 @@ def is_http_url(value: object) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def post_json(  # noqa: PLR0913 - every argument is a separate, required knob
+def encode_json(message: Mapping[str, Any]) -> bytes:
+    """The bytes `post_json` sends for ``message``: UTF-8 JSON, non-ASCII unescaped."""
+    return json.dumps(message, ensure_ascii=False).encode()
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def post_json(  # noqa: PLR0913 - every argument is a separate knob
     url: str,
-    message: Mapping[str, Any],
+    message: Mapping[str, Any] | bytes,
     *,
     connect_timeout: float,
     read_timeout: float,
     max_bytes: int,
     where: str,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """POST ``message`` as JSON to ``url``; the reply, which must be a JSON object.
 
@@ -88,15 +117,19 @@ def post_json(  # noqa: PLR0913 - every argument is a separate, required knob
 
     Args:
         url: an http(s) URL (checked by the caller's settings check).
-        message: the JSON object to send.
+        message: the JSON object to send, or its encoded bytes (`encode_json`) when a header
+            signs them.
         connect_timeout: seconds to connect (TCP and TLS).
         read_timeout: seconds to wait for each read of the reply.
         max_bytes: a longer reply is refused unparsed.
         where: what is being done, for error messages (no secrets).
+        headers: more request headers (an idempotency key, a signature).
 
     Raises:
-        BackendError: retryable for a network error, a timeout, HTTP 408, 429 or 5xx, and a
-            reply that is too long or not a JSON object; not retryable for any other status.
+        HTTPStatusError: a `BackendError` for an error status: retryable for HTTP 408, 429 or
+            5xx, not retryable for any other.
+        BackendError: retryable for a network error, a timeout, and a reply that is too long
+            or not a JSON object.
     """
     if not is_http_url(url):
         raise BackendError(f"{where}: not an http(s) URL", retryable=False)
@@ -105,11 +138,12 @@ def post_json(  # noqa: PLR0913 - every argument is a separate, required knob
     )
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
         url,
-        data=json.dumps(message, ensure_ascii=False).encode(),
+        data=message if isinstance(message, bytes) else encode_json(message),
         headers={
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "User-Agent": "dvcflow",
+            **(headers or {}),
         },
         method="POST",
     )
@@ -118,19 +152,24 @@ def post_json(  # noqa: PLR0913 - every argument is a separate, required knob
             raw: bytes = response.read(max_bytes + 1)
     except urllib.error.HTTPError as exc:
         status = exc.code
-        exc.close()
+        try:
+            error_body: bytes = exc.read(max_bytes + 1)
+        except (OSError, ValueError, http.client.HTTPException):
+            error_body = b""  # the status alone still says what happened
+        finally:
+            exc.close()
+        reply = _json_object(error_body) if len(error_body) <= max_bytes else None
         retryable = status >= 500 or status in (408, 429)
-        raise BackendError(f"{where}: HTTP {status}", retryable=retryable) from None
+        raise HTTPStatusError(
+            f"{where}: HTTP {status}", status=status, reply=reply, retryable=retryable
+        ) from None
     except (OSError, http.client.HTTPException) as exc:
         # URLError (refused, DNS, TLS) and TimeoutError are OSErrors.
         reason = getattr(exc, "reason", exc)
         raise BackendError(f"{where}: {type(reason).__name__}: {reason}") from None
     if len(raw) > max_bytes:
         raise BackendError(f"{where}: the reply exceeds {max_bytes} bytes")
-    try:
-        reply = json.loads(raw)
-    except ValueError:
-        reply = None
-    if not isinstance(reply, dict):
+    answer = _json_object(raw)
+    if answer is None:
         raise BackendError(f"{where}: the reply is not a JSON object")
-    return reply
+    return answer
