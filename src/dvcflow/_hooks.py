@@ -42,10 +42,19 @@ T = TypeVar("T")
 def builtin_plugins() -> list[object]:
     """Fresh instances of the reference back ends dvcflow registers by default."""
     # Imported here: the plugins import the specifications, which import this package.
+    from dvcflow.plugins.courier import HttpCourier  # noqa: PLC0415
+    from dvcflow.plugins.ed25519 import Ed25519Signer  # noqa: PLC0415
     from dvcflow.plugins.fake import FakeBackend  # noqa: PLC0415
+    from dvcflow.plugins.filesystem import FilesystemStore  # noqa: PLC0415
     from dvcflow.plugins.national_payment import NationalPaymentPlugin  # noqa: PLC0415
 
-    return [FakeBackend(), NationalPaymentPlugin()]
+    return [
+        FakeBackend(),
+        NationalPaymentPlugin(),
+        FilesystemStore(),
+        Ed25519Signer(),
+        HttpCourier(),
+    ]
 
 
 class Backends:

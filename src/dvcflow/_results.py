@@ -103,6 +103,17 @@ def _unpaid(dossier: Dossier, action: str) -> None:
         raise RefusedError(f"download {action}", ["fees_unpaid"], message=f"unpaid: {owed}")
 
 
+def _token_parts(token: str) -> tuple[bytes, bytes] | None:
+    """A link token's payload and MAC, or ``None`` when it is not a token."""
+    encoded, dot, mac_text = token.partition(".")
+    if not dot or not encoded or not mac_text:
+        return None
+    try:
+        return _unb64(encoded), _unb64(mac_text)
+    except (ValueError, UnicodeError):
+        return None
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -291,15 +302,10 @@ class Results:
         at = self._now(now)
         token = token.rsplit("/", 1)[-1]
         raw = token.encode()
-        try:
-            encoded, dot, mac_text = token.partition(".")
-            if not dot or not encoded or not mac_text:
-                raise ValueError(token)
-            payload, mac = _unb64(encoded), _unb64(mac_text)
-        except (ValueError, UnicodeError):
-            raise self._engine.intake.reject(
-                "download", "malformed", "not a link", raw, at
-            ) from None
+        parts = _token_parts(token)
+        if parts is None:
+            raise self._engine.intake.reject("download", "malformed", "not a link", raw, at)
+        payload, mac = parts
         if not hmac.compare_digest(hmac.new(self._link_key, payload, hashlib.sha256).digest(), mac):
             self._engine.intake.log("download", "bad_signature", "link altered", raw, at)
             msg = "the download link was altered or forged"

@@ -4,7 +4,17 @@ dvcflow registers these itself; a plugin passed to `Engine.open` or found throug
 ``dvcflow`` entry-point group that serves the same provider type takes their place.
 """
 
+from dvcflow.plugins.courier import HttpCourier
+from dvcflow.plugins.ed25519 import Ed25519Signer
 from dvcflow.plugins.fake import FakeBackend, FakePayment
+from dvcflow.plugins.filesystem import FilesystemStore
 from dvcflow.plugins.national_payment import NationalPaymentPlugin
 
-__all__ = ["FakeBackend", "FakePayment", "NationalPaymentPlugin"]
+__all__ = [
+    "Ed25519Signer",
+    "FakeBackend",
+    "FakePayment",
+    "FilesystemStore",
+    "HttpCourier",
+    "NationalPaymentPlugin",
+]
