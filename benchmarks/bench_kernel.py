@@ -33,7 +33,7 @@ from statemachine import State, StateMachine
 from transitions import Machine
 
 from dvcflow import Actor, ProcedureSpec
-from dvcflow._dossier import Dossier, decode_changes, encode_changes
+from dvcflow._dossier import Dossier, encode_changes, load_dossier
 from dvcflow._kernel import Decision, Kernel
 from dvcflow._lifecycle import INITIAL, LifecycleSpec, TransitionSpec
 
@@ -154,7 +154,7 @@ def _parse(text: str) -> dict[str, Any]:
 
 def _load(row: Mapping[str, Any]) -> Dossier:
     """What the engine does with a stored row before deciding."""
-    return Dossier(**decode_changes(row))
+    return load_dossier(row)
 
 
 def _decide(kernel: Kernel, step: Stored, dossier: Dossier) -> Decision:
@@ -549,7 +549,7 @@ def _print_table(
     )
     print("-" * 52 + "-+-" + "-+-".join("-" * 13 for _ in columns))
     rows = [
-        ("dvcflow: Dossier(**decode_changes(row)) + decide()", ours),
+        ("dvcflow: load_dossier(row) + decide()", ours),
         ("transitions: a Machine per dossier", theirs["machine"]),
         ("python-statemachine: an instance per dossier", theirs["chart"]),
         ("transitions: shared Machine, unregistered model", theirs["shared"]),

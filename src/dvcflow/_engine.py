@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from dvcflow._catalog import Catalog
 from dvcflow._clock import Clock, SystemClock, to_utc
 from dvcflow._config import Config
-from dvcflow._dossier import Dossier, decode_changes
+from dvcflow._dossier import Dossier, load_dossier
 from dvcflow._history import (
     GENESIS,
     Checkpoint,
@@ -374,7 +374,7 @@ class Engine:
 
     def _load(self, connection: Connection, ref: str) -> tuple[Row[Any], Dossier]:
         row = self._row(connection, ref)
-        return row, Dossier(**decode_changes(row.data))
+        return row, load_dossier(row.data)
 
     def _decide(  # noqa: PLR0913 - the command's parts
         self,
@@ -391,7 +391,7 @@ class Engine:
             kernel = self.kernel(self.current_version(procedure or ""))
             dossier = None
         else:
-            dossier = Dossier(**decode_changes(row.data))
+            dossier = load_dossier(row.data)
             kernel = self.kernel(dossier.procedure_version)
         code = None
         if trigger == "receive" and (dossier is None or dossier.code is None):
@@ -566,7 +566,7 @@ class Engine:
             )
         items = tuple(
             DossierSnapshot(
-                Dossier(**decode_changes(row.data)),
+                load_dossier(row.data),
                 NationalStatus(row.national_status),
                 aware(row.updated_at),
             )
