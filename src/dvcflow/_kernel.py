@@ -7,10 +7,11 @@ import enum
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
-from transitions import Machine, Transition
+from transitions import Event as MachineEvent
+from transitions import EventData, Machine, Transition
 
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._clock import to_utc
@@ -185,17 +186,8 @@ class _Model:
         self.edge: TransitionSpec | None = None
 
 
-def _capture(edge: TransitionSpec) -> Callable[[Any], bool]:
-    """The last condition of an edge: it passes, and tells the model which edge was taken."""
-
-    def taken(event_data: Any) -> bool:  # noqa: ANN401 - transitions' EventData is untyped
-        event_data.model.edge = edge
-        return True
-
-    return taken
-
-
 def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
+    """The edge's selection conditions: where a wait returns to, what the handler selected."""
     checks: list[str | Callable[..., bool | None]] = []
     if edge.returns_to is not None:
         wanted = edge.returns_to
@@ -203,31 +195,59 @@ def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
     if edge.when is not None:
         key, _, value = edge.when.partition(":")
         checks.append(lambda ed: ed.kwargs["plan"].select.get(key) == value)
-    checks.append(_capture(edge))
     return checks
 
 
 class _Transition(Transition):
-    """An edge that, once its conditions pass, only moves the model.
+    """An edge that, once its conditions pass, only moves the model and tells it which edge.
 
     The kernel registers no enter, exit, before or after callbacks (its effects are computed
-    by the handlers, its edge recorded by the last condition), so transitions' callback
-    machinery would only run empty lists; skipping it halves the cost of a state change.
+    by the handlers), so transitions' callback machinery would only run empty lists; skipping
+    it halves the cost of a state change.
     """
 
-    def execute(self, event_data: Any) -> bool:  # noqa: ANN401 - transitions' EventData
+    def __init__(self, *args: Any, spec: TransitionSpec, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+
+    def execute(self, event_data: EventData) -> bool:
         for condition in self.conditions:
             if not condition.check(event_data):
                 return False
+        model = cast("_Model", event_data.model)
         if self.dest:
-            event_data.model.state = self.dest
+            model.state = self.dest
+        model.edge = self.spec
         return True
 
 
+class _Event(MachineEvent):
+    """An event that selects its edge as transitions does, without the machine-wide hooks.
+
+    `transitions.Event.trigger` wraps the selection in the machine's queue and its prepare,
+    finalize and exception callbacks; the kernel's machine has none of them (`compile_machine`
+    sets none, a test pins it), so this runs the selection itself: the first edge from the
+    model's state whose conditions pass, in definition order.
+    """
+
+    def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:  # noqa: ANN401 - untyped
+        machine = self.machine
+        event_data = EventData(None, self, machine, model, args=args, kwargs=kwargs)
+        event_data.state = state = machine.states[model.state]
+        if self._is_valid_source(state):
+            for transition in self.transitions[state.name]:
+                event_data.transition = transition
+                if transition.execute(event_data):
+                    event_data.result = True
+                    break
+        return bool(event_data.result)
+
+
 class _Machine(Machine):
-    """transitions' Machine with `_Transition` edges."""
+    """transitions' Machine with `_Transition` edges and `_Event` triggers."""
 
     transition_cls = _Transition
+    event_cls = _Event
 
 
 def compile_machine(spec: LifecycleSpec) -> Machine:
@@ -249,6 +269,7 @@ def compile_machine(spec: LifecycleSpec) -> Machine:
             edge.source,
             edge.dest,
             conditions=_conditions(edge),
+            spec=edge,
         )
     return machine
 
