@@ -134,8 +134,8 @@ def _money(amount: int) -> Money:
 
 def _encode_fee(fee: FeeObligation) -> dict[str, Any]:
     return {
-        "kind": fee.kind.value,
-        "timing": fee.timing.value,
+        "kind": fee.kind._value_,
+        "timing": fee.timing._value_,
         "due": fee.due.amount,
         "paid": fee.paid.amount,
         "refunded": fee.refunded.amount,
@@ -191,12 +191,17 @@ def _decode_approvals(data: list[str]) -> frozenset[DocumentKind]:
     return frozenset(_DOCUMENTS[value] for value in data) if data else _NO_APPROVALS
 
 
+def _encode_approvals(kinds: frozenset[DocumentKind]) -> list[str]:
+    return sorted([kind._value_ for kind in kinds])
+
+
+# Enum members' `_value_` is what their `value` property returns, without the property call.
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
-    "channel": lambda value: value.value,
-    "delivery": lambda value: value.value,
+    "channel": lambda value: value._value_,
+    "delivery": lambda value: value._value_,
     "fees": lambda fees: [_encode_fee(f) for f in fees],
     "waits": lambda waits: [_encode_wait(w) for w in waits],
-    "approvals": lambda kinds: sorted(kind.value for kind in kinds),
+    "approvals": _encode_approvals,
 }
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "channel": _CHANNELS.__getitem__,

@@ -63,6 +63,8 @@ PAYLOAD_REASONS = frozenset(
 _AUTHORIZATION = frozenset({"not_owner", "role_missing", "wrong_agency"})
 """Reasons that make a refusal a `PermissionDeniedError`."""
 
+_POSTAL_WORKER = frozenset({"postal_worker"})
+
 
 class EffectKind(enum.Enum):
     """What a decision asks the outside world to do, after the transaction commits."""
@@ -310,21 +312,18 @@ class Kernel:
         self.version = version if version is not None else content_hash(procedure)
         self._handlers: Mapping[str, Handler] = HANDLERS
         self._new_dossier = new_dossier
-        self._edges: dict[tuple[str, str], tuple[TransitionSpec, ...]] = {}
+        self._roles: dict[tuple[str, str], frozenset[str]] = {}
+        """Per (state, trigger) with an edge: every role that may fire one of its edges."""
         self._by_state: dict[str, tuple[str, ...]] = {}
         for edge in self.lifecycle.transitions:
             key = (edge.source, edge.trigger)
-            self._edges[key] = (*self._edges.get(key, ()), edge)
+            self._roles[key] = self._roles.get(key, frozenset()) | edge.roles
             triggers = self._by_state.get(edge.source, ())
             if edge.trigger not in triggers:
                 self._by_state[edge.source] = (*triggers, edge.trigger)
         self._statuses = {state.name: state.status for state in self.lifecycle.states}
         self._finals = frozenset(state.name for state in self.lifecycle.states if state.final)
         self._packs = {pack.name: pack for pack in self.rule_packs}
-        self._roles = {
-            key: frozenset().union(*(edge.roles for edge in edges))
-            for key, edges in self._edges.items()
-        }
         self._triggers = self.lifecycle.triggers
 
     def status(self, state: str) -> NationalStatus:
@@ -344,15 +343,12 @@ class Kernel:
         """The triggers with an edge leaving ``state``."""
         return self._by_state.get(state, ())
 
-    def _authorize(
-        self, edges: Sequence[TransitionSpec], dossier: Dossier | None, actor: Actor
-    ) -> list[str]:
-        """Role and scope reasons against ``actor``; ``dossier`` is ``None`` for a new one."""
-        first = edges[0]
-        roles = self._roles.get((first.source, first.trigger))
-        if roles is None:
-            roles = frozenset().union(*(edge.roles for edge in edges))
-        held = actor.roles & roles
+    def _authorize(self, key: tuple[str, str], dossier: Dossier | None, actor: Actor) -> list[str]:
+        """Role and scope reasons against ``actor`` for the edges of ``key`` (state, trigger).
+
+        ``dossier`` is ``None`` for a new one.
+        """
+        held = actor.roles & self._roles[key]
         if not held:
             return ["role_missing"]
         if actor.kind is ActorKind.SYSTEM:
@@ -376,7 +372,7 @@ class Kernel:
                 if step.name == dossier.state and step.agency == actor.agency:
                     return True
             return False
-        if held == {"postal_worker"}:
+        if held == _POSTAL_WORKER:
             return dossier.delivery.value == "postal"
         return actor.agency == dossier.agency
 
@@ -389,35 +385,36 @@ class Kernel:
         return tuple(
             trigger
             for trigger in self.triggers_from(state)
-            if not self._authorize(self._edges[(state, trigger)], dossier, actor)
+            if not self._authorize((state, trigger), dossier, actor)
         )
 
-    def _start(  # noqa: PLR0913 - the command's parts
+    def _start(  # noqa: PLR0913, PLR0917 - the command's parts, as decide() passes them on
         self,
         dossier: Dossier | None,
         trigger: str,
-        *,
         actor: Actor,
         payload: Mapping[str, Any],
         now: dt.datetime,
         dossier_id: str | None,
+        code: str | None,
     ) -> Plan:
-        now = to_utc(now, "now")
+        if type(now) is not dt.datetime or now.tzinfo is not dt.UTC:
+            now = to_utc(now, "now")  # already UTC: nothing to convert or check
         if trigger not in self._triggers:
             known = ", ".join(sorted(self._triggers))
             raise RefusedError(trigger, ["unknown_trigger"], message=f"the lifecycle knows {known}")
         # State and authorization come before anything the payload says, so a command that is
         # not possible, or not the actor's, is refused as such whatever it carries.
         state = INITIAL if dossier is None else dossier.state
-        edges = self._edges.get((state, trigger))
-        if not edges:
+        key = (state, trigger)
+        if key not in self._roles:
             raise RefusedError(
                 trigger,
                 ["invalid_in_state"],
                 self.allowed_now(dossier, actor),
                 f"not possible in state {state!r}",
             )
-        denied = self._authorize(edges, dossier, actor)
+        denied = self._authorize(key, dossier, actor)
         if denied:
             raise PermissionDeniedError(
                 trigger, denied, self.allowed_now(dossier, actor), _explain(denied)
@@ -433,7 +430,7 @@ class Kernel:
                 pack=pack,
                 dossier_id=dossier_id,
             )
-        return Plan(self, dossier, actor, payload, now, pack, trigger)
+        return Plan(self, dossier, actor, payload, now, pack, trigger, code)
 
     def decide(  # noqa: PLR0913 - the command's parts, all keyword-only but the first
         self,
@@ -459,15 +456,7 @@ class Kernel:
             InvalidValueError: a new dossier without ``dossier_id`` (its effects' idempotency
                 keys start with it).
         """
-        plan = self._start(
-            dossier,
-            trigger,
-            actor=actor,
-            payload=payload or {},
-            now=now,
-            dossier_id=dossier_id,
-        )
-        plan.code = code
+        plan = self._start(dossier, trigger, actor, payload or {}, now, dossier_id, code)
         state = plan.dossier.state
         self._handlers[trigger](plan)
         if plan.reasons:
@@ -500,24 +489,25 @@ class Kernel:
         if source == INITIAL:
             plan.changes = _creation_fields(dossier) | plan.changes
         after = replace(dossier, plan.changes)
+        actor = plan.actor
         event = Event(
-            dossier_id=after.id,
-            version=after.version,
-            trigger=plan.trigger,
-            source=source,
-            target=target,
-            at=plan.now,
-            actor=plan.actor.id,
-            roles=tuple(sorted(plan.actor.roles)),
-            acting_for=plan.actor.acting_for,
-            agency=plan.actor.agency,
-            data=plan.data,
-            changes=encode_changes(plan.changes),
-            visit=plan.visit,
+            after.id,
+            after.version,
+            plan.trigger,
+            source,
+            target,
+            plan.now,
+            actor.id,
+            tuple(sorted(actor.roles)),
+            actor.acting_for,
+            actor.agency,
+            plan.data,
+            encode_changes(plan.changes),
+            plan.visit,
         )
+        key = f"{after.id}:{after.version}:"
         effects = tuple(
-            Effect(kind, data, f"{after.id}:{after.version}:{index}")
-            for index, (kind, data) in enumerate(plan.effects)
+            Effect(kind, data, f"{key}{index}") for index, (kind, data) in enumerate(plan.effects)
         )
         return Decision(after, event, effects, plan.personal, self._statuses[target])
 
@@ -530,7 +520,7 @@ class Kernel:
         """
         actions = []
         for trigger in self.triggers_from(dossier.state):
-            reasons = self._authorize(self._edges[(dossier.state, trigger)], dossier, actor)
+            reasons = self._authorize((dossier.state, trigger), dossier, actor)
             if not reasons:
                 plan = Plan(
                     self,
