@@ -223,6 +223,7 @@ _FIELDS = frozenset(_NAMES)
 _ORDER = tuple(_NAMES)
 """Field names in the order of `Dossier`'s positional arguments."""
 _POSITIONS = {name: index for index, name in enumerate(_ORDER)}
+_COUNT = len(_ORDER)
 _stored_values = operator.itemgetter(*_ORDER)
 _field_values = operator.attrgetter(*_ORDER)
 _LOAD_DECODERS = tuple(
@@ -270,7 +271,7 @@ def load_dossier(data: Mapping[str, Any]) -> Dossier:
         KeyError: for a name that is not a dossier field (a corrupt row).
         TypeError: when a field without a default is missing.
     """
-    if len(data) != len(_ORDER):
+    if len(data) != _COUNT:
         return Dossier(**decode_changes(data))
     try:
         values = list(_stored_values(data))

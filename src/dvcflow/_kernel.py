@@ -7,7 +7,7 @@ import enum
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import attrs
 from transitions import Event as MachineEvent
@@ -212,11 +212,11 @@ class _Transition(Transition):
         super().__init__(*args, **kwargs)
         self.spec = spec
 
-    def execute(self, event_data: EventData) -> bool:
+    def execute(self, event_data: Any) -> bool:  # noqa: ANN401 - its model is our _Model
         for condition in self.conditions:
             if not condition.check(event_data):
                 return False
-        model = cast("_Model", event_data.model)
+        model: _Model = event_data.model
         if self.dest:
             model.state = self.dest
         model.edge = self.spec
@@ -234,15 +234,17 @@ class _Event(MachineEvent):
 
     def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:  # noqa: ANN401 - untyped
         machine = self.machine
-        event_data = EventData(None, self, machine, model, args=args, kwargs=kwargs)
-        event_data.state = state = machine.states[model.state]
-        if self._is_valid_source(state):
-            for transition in self.transitions[state.name]:
-                event_data.transition = transition
-                if transition.execute(event_data):
-                    event_data.result = True
-                    break
-        return bool(event_data.result)
+        state = machine.states[model.state]
+        edges = self.transitions.get(model.state)
+        if edges is None:
+            return self._is_valid_source(state)  # raises MachineError, as transitions does
+        event_data = EventData(state, self, machine, model, args=args, kwargs=kwargs)
+        for transition in edges:
+            event_data.transition = transition
+            if transition.execute(event_data):
+                event_data.result = True
+                return True
+        return False
 
 
 class _Machine(Machine):
@@ -506,8 +508,9 @@ class Kernel:
             plan.visit,
         )
         key = f"{after.id}:{after.version}:"
+        # A list comprehension: tuple() over a generator costs a resumption per item.
         effects = tuple(
-            Effect(kind, data, f"{key}{index}") for index, (kind, data) in enumerate(plan.effects)
+            [Effect(kind, data, f"{key}{index}") for index, (kind, data) in enumerate(plan.effects)]
         )
         return Decision(after, event, effects, plan.personal, self._statuses[target])
 
