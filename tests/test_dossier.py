@@ -14,7 +14,6 @@ from dvcflow._dossier import (
     Dossier,
     FeeObligation,
     Wait,
-    _build,
     decode_changes,
     encode_changes,
     load_dossier,
@@ -113,26 +112,6 @@ class TestLoadDossier:
             load_dossier(data)
         with pytest.raises(InvalidValueError):
             load_dossier(data)
-
-
-class TestBuild:
-    def test_builds_what_the_constructor_builds(self) -> None:
-        """The positional builder gives the value ``Dossier(*values)`` gives, frozen alike."""
-        values = [getattr(BUSY, field.name) for field in attrs.fields(Dossier)]
-        built = _build(values)
-        assert type(built) is Dossier
-        assert built == Dossier(*values) == BUSY
-        with pytest.raises(attrs.exceptions.FrozenInstanceError):
-            built.state = "returned"  # type: ignore[misc]
-
-    def test_dossier_has_nothing_the_builder_would_skip(self) -> None:
-        """The builder bypasses ``__init__``: valid while it only stores the values."""
-        for field in attrs.fields(Dossier):
-            assert field.validator is None
-            assert field.converter is None
-            assert field.on_setattr is None
-        assert not hasattr(Dossier, "__attrs_pre_init__")
-        assert not hasattr(Dossier, "__attrs_post_init__")
 
 
 class TestReplace:

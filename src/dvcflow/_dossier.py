@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 
+from dvcflow._frozen import builder
 from dvcflow._lifecycle import INITIAL
 from dvcflow._procedure import DocumentKind
 from dvcflow._values import Channel, DeliveryMethod, FeeKind, FeeTiming, Money
@@ -232,25 +233,8 @@ _LOAD_DECODERS = tuple(
 _OWNER, _FILED_BY = _POSITIONS["owner"], _POSITIONS["filed_by"]
 
 
-def _compile_build() -> Callable[[Sequence[Any]], Dossier]:
-    """A function making a `Dossier` from every field's value, in field order.
-
-    What ``Dossier(*values)`` does, faster: a frozen class's ``__init__`` sets each slot
-    through ``object.__setattr__``, which looks the name up again; here each slot's own
-    descriptor sets it, one line per field, as attrs writes its ``__init__``. Valid while
-    `Dossier` has no validator, converter or post-init hook (a test pins it).
-    """
-    setters = {f"_set_{name}": getattr(Dossier, name).__set__ for name in _ORDER}
-    lines = [f"    _set_{name}(dossier, values[{index}])" for index, name in enumerate(_ORDER)]
-    source = "\n".join(
-        ["def build(values):", "    dossier = _new(_Dossier)", *lines, "    return dossier"]
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "_Dossier": Dossier, **setters}
-    exec(compile(source, "<dvcflow._dossier build>", "exec"), namespace)  # noqa: S102 - our text
-    return cast("Callable[[Sequence[Any]], Dossier]", namespace["build"])
-
-
-_build = _compile_build()
+_build = builder(Dossier)
+"""``Dossier(*values)``, faster: for the load and the copy of every command."""
 
 
 def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,7 +289,7 @@ def load_dossier(data: Mapping[str, Any]) -> Dossier:
     if values[_FILED_BY] == values[_OWNER]:
         # Usually the same account: keep one string, not two equal copies per dossier.
         values[_FILED_BY] = values[_OWNER]
-    return _build(values)
+    return _build(*values)
 
 
 def replace(dossier: Dossier, changes: Mapping[str, Any]) -> Dossier:
@@ -318,7 +302,7 @@ def replace(dossier: Dossier, changes: Mapping[str, Any]) -> Dossier:
     positions = _POSITIONS
     for name, value in changes.items():
         values[positions[name]] = value
-    return _build(values)
+    return _build(*values)
 
 
 def replay(changes: Iterable[Mapping[str, Any]]) -> Dossier:

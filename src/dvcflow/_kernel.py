@@ -16,6 +16,7 @@ from transitions import EventData, Machine, Transition
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._clock import to_utc
 from dvcflow._dossier import Dossier, Wait, encode_changes, replace
+from dvcflow._frozen import builder
 from dvcflow._lifecycle import INITIAL, LifecycleSpec, NationalStatus, TransitionSpec
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._reasons import REASONS
@@ -126,6 +127,11 @@ class Decision:
     personal: Mapping[str, Any]
     status: NationalStatus
     """The national status of the dossier after the command."""
+
+
+_new_effect = builder(Effect)
+_new_event = builder(Event)
+_new_decision = builder(Decision)
 
 
 @attrs.frozen
@@ -492,7 +498,7 @@ class Kernel:
             plan.changes = _creation_fields(dossier) | plan.changes
         after = replace(dossier, plan.changes)
         actor = plan.actor
-        event = Event(
+        event = _new_event(
             after.id,
             after.version,
             plan.trigger,
@@ -510,9 +516,9 @@ class Kernel:
         key = f"{after.id}:{after.version}:"
         # A list comprehension: tuple() over a generator costs a resumption per item.
         effects = tuple(
-            [Effect(kind, data, f"{key}{index}") for index, (kind, data) in enumerate(plan.effects)]
+            [_new_effect(kind, data, f"{key}{i}") for i, (kind, data) in enumerate(plan.effects)]
         )
-        return Decision(after, event, effects, plan.personal, self._statuses[target])
+        return _new_decision(after, event, effects, plan.personal, self._statuses[target])
 
     def available(self, dossier: Dossier, actor: Actor, now: dt.datetime) -> list[Action]:
         """Every trigger leaving the dossier's state, allowed or refused with its reasons.

@@ -1,0 +1,85 @@
+"""Fast positional constructors for frozen attrs values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import attrs
+import pytest
+
+from dvcflow import Channel, DeliveryMethod, NationalStatus
+from dvcflow._dossier import Dossier
+from dvcflow._frozen import builder, check_buildable
+from dvcflow._kernel import Decision, Effect, EffectKind, Event
+
+AT = dt.datetime(2025, 3, 3, 2, tzinfo=dt.UTC)
+DOSSIER = Dossier(
+    "d-1", "1.009994", "v1", "vneid-2024", "default", Channel.ONLINE, DeliveryMethod.POSTAL, "A"
+)
+EFFECT = Effect(EffectKind.NOTIFY, {"event": "assigned"}, "d-1:1:0")
+EVENT = Event(
+    "d-1", 1, "start", "received", "processing", AT, "cb-1", ("leader",), None, "A", {}, {}, True
+)
+VALUES = [DOSSIER, EFFECT, EVENT, Decision(DOSSIER, EVENT, (EFFECT,), {}, NationalStatus.NEW)]
+
+
+def values_of(value: Any) -> list[Any]:
+    return [getattr(value, field.name) for field in attrs.fields(type(value))]
+
+
+class TestBuilder:
+    @pytest.mark.parametrize("value", VALUES, ids=lambda value: type(value).__name__)
+    def test_builds_what_the_constructor_builds(self, value: Any) -> None:
+        """The builder gives what ``cls(*values)`` gives: the same class, equal, frozen."""
+        cls = type(value)
+        built = builder(cls)(*values_of(value))
+        assert type(built) is cls
+        assert built == cls(*values_of(value)) == value
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            built.version = 2
+
+    @pytest.mark.parametrize("cls", [type(value) for value in VALUES], ids=lambda cls: cls.__name__)
+    def test_the_built_classes_only_store_their_arguments(self, cls: type) -> None:
+        """Every class the kernel builds this way has nothing its ``__init__`` would add."""
+        check_buildable(cls)
+
+    def test_every_argument_is_required(self) -> None:
+        """Defaults are not filled in: every field is passed."""
+        with pytest.raises(TypeError):
+            builder(Effect)(EffectKind.NOTIFY, {})
+
+
+@attrs.frozen
+class Validated:
+    amount: int = attrs.field(validator=attrs.validators.ge(0))
+
+
+@attrs.frozen
+class Converted:
+    name: str = attrs.field(converter=str)
+
+
+@attrs.frozen
+class Hooked:
+    name: str
+
+    def __attrs_post_init__(self) -> None:
+        pass
+
+
+@attrs.frozen(slots=False)
+class Unslotted:
+    name: str
+
+
+class Plain:
+    __slots__ = ("name",)
+
+
+class TestCheckBuildable:
+    @pytest.mark.parametrize("cls", [Validated, Converted, Hooked, Unslotted, Plain])
+    def test_refuses_what_init_would_do_more(self, cls: type) -> None:
+        """A validator, a converter, an init hook, no slots, or no attrs: refused."""
+        with pytest.raises(TypeError):
+            builder(cls)
