@@ -95,12 +95,11 @@ class TestLoadDossier:
             load_dossier(data)
 
     def test_fee_obligations_are_shared(self) -> None:
-        """Two rows owing the same fees share one immutable value; the owner string too."""
-        same = attrs.evolve(BUSY, filed_by="account-1")
-        first, second = load_dossier(stored(same)), load_dossier(stored(same))
+        """Two rows owing the same fees share one immutable value, as names are interned."""
+        first, second = load_dossier(stored(BUSY)), load_dossier(stored(BUSY))
         assert first.fees == BUSY.fees
         assert first.fees is second.fees
-        assert first.filed_by is first.owner
+        assert first.procedure_version is second.procedure_version
 
     def test_shared_fees_keep_validation(self) -> None:
         """A stored amount that is not an integer is refused even when an equal one is shared."""

@@ -10,7 +10,7 @@ import pytest
 
 from dvcflow import Channel, DeliveryMethod, NationalStatus
 from dvcflow._dossier import Dossier
-from dvcflow._frozen import builder, check_buildable
+from dvcflow._frozen import builder, check_buildable, loader
 from dvcflow._kernel import Decision, Effect, EffectKind, Event
 
 AT = dt.datetime(2025, 3, 3, 2, tzinfo=dt.UTC)
@@ -48,6 +48,20 @@ class TestBuilder:
         """Defaults are not filled in: every field is passed."""
         with pytest.raises(TypeError):
             builder(Effect)(EffectKind.NOTIFY, {})
+
+
+class TestLoader:
+    def test_decodes_the_named_fields_but_none(self) -> None:
+        """Named fields go through their decoder, ``None`` stays, extra names are not read."""
+        load = loader(Event, {"version": int, "acting_for": str.upper, "agency": str.upper})
+        data = {field.name: getattr(EVENT, field.name) for field in attrs.fields(Event)}
+        data |= {"version": "7", "agency": "a", "colour": "blue"}
+        assert load(data) == attrs.evolve(EVENT, version=7, agency="A")
+
+    def test_missing_name_is_a_key_error(self) -> None:
+        """A field missing from the mapping raises `KeyError` with its name."""
+        with pytest.raises(KeyError, match="key"):
+            loader(Effect, {})({"kind": EffectKind.NOTIFY, "data": {}})
 
 
 @attrs.frozen

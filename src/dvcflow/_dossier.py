@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from dvcflow._frozen import builder
+from dvcflow._frozen import builder, loader
 from dvcflow._lifecycle import INITIAL
 from dvcflow._procedure import DocumentKind
 from dvcflow._values import Channel, DeliveryMethod, FeeKind, FeeTiming, Money
@@ -225,16 +225,11 @@ _ORDER = tuple(_NAMES)
 """Field names in the order of `Dossier`'s positional arguments."""
 _POSITIONS = {name: index for index, name in enumerate(_ORDER)}
 _COUNT = len(_ORDER)
-_stored_values = operator.itemgetter(*_ORDER)
 _field_values = operator.attrgetter(*_ORDER)
-_LOAD_DECODERS = tuple(
-    (index, _DECODERS[name]) for index, name in enumerate(_ORDER) if name in _DECODERS
-)
-_OWNER, _FILED_BY = _POSITIONS["owner"], _POSITIONS["filed_by"]
-
-
 _build = builder(Dossier)
-"""``Dossier(*values)``, faster: for the load and the copy of every command."""
+"""``Dossier(*values)``, faster: for the copy of every command."""
+_load = loader(Dossier, _DECODERS)
+"""``Dossier(**decode_changes(data))`` for data holding every field, faster."""
 
 
 def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -269,8 +264,9 @@ def load_dossier(data: Mapping[str, Any]) -> Dossier:
     """A dossier from its stored form: every field, as `encode_changes` wrote them.
 
     The same result as ``Dossier(**decode_changes(data))``, which it falls back on for data
-    that does not hold exactly the dossier's fields, so errors are reported alike. Decoding
-    positionally touches only the fields that need it (instants, enums, fees, interned names).
+    that does not hold exactly the dossier's fields, so errors are reported alike; without
+    building a dict of keyword arguments, and decoding only the fields that need it (instants,
+    enums, fees, interned names).
 
     Raises:
         KeyError: for a name that is not a dossier field (a corrupt row).
@@ -279,17 +275,9 @@ def load_dossier(data: Mapping[str, Any]) -> Dossier:
     if len(data) != _COUNT:
         return Dossier(**decode_changes(data))
     try:
-        values = list(_stored_values(data))
+        return _load(data)
     except KeyError:
         return Dossier(**decode_changes(data))
-    for index, decode in _LOAD_DECODERS:
-        value = values[index]
-        if value is not None:
-            values[index] = decode(value)
-    if values[_FILED_BY] == values[_OWNER]:
-        # Usually the same account: keep one string, not two equal copies per dossier.
-        values[_FILED_BY] = values[_OWNER]
-    return _build(*values)
 
 
 def replace(dossier: Dossier, changes: Mapping[str, Any]) -> Dossier:

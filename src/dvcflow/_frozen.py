@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import attrs
 
-__all__ = ["builder", "check_buildable"]
+__all__ = ["builder", "check_buildable", "loader"]
 
 T = TypeVar("T", bound=attrs.AttrsInstance)
 
@@ -21,16 +21,42 @@ def builder(cls: type[T]) -> Callable[..., T]:
     so ``cls`` must be slotted, with no validator, converter or init hook (`check_buildable`
     refuses one that has; every argument is required).
     """
-    check_buildable(cls)
-    names = [field.name for field in attrs.fields(cls)]
-    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    names = _names(cls)
     lines = [f"    _set_{name}(self, {name})" for name in names]
-    source = "\n".join(
-        [f"def build({', '.join(names)}):", "    self = _new(_cls)", *lines, "    return self"]
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
-    exec(compile(source, f"<dvcflow builder of {cls.__qualname__}>", "exec"), namespace)  # noqa: S102 - our text
-    return cast("Callable[..., T]", namespace["build"])
+    return _compile(cls, f"build({', '.join(names)})", lines, {})
+
+
+def loader(cls: type[T], decoders: Mapping[str, Callable[[Any], Any]]) -> Callable[[Any], T]:
+    """A function making a ``cls`` from a mapping that holds every field under its name.
+
+    A value is passed through the decoder named after its field, unless it is ``None``. As
+    `builder` does, it sets the slots directly. A missing name raises `KeyError`; names
+    beyond the fields are not looked at.
+    """
+    lines = []
+    for name in _names(cls):
+        if name in decoders:
+            lines.append(f"    value = data[{name!r}]")
+            lines.append(f"    _set_{name}(self, None if value is None else _decode_{name}(value))")
+        else:
+            lines.append(f"    _set_{name}(self, data[{name!r}])")
+    return _compile(cls, "load(data)", lines, {f"_decode_{n}": f for n, f in decoders.items()})
+
+
+def _names(cls: type) -> list[str]:
+    check_buildable(cls)
+    return [field.name for field in attrs.fields(cls)]
+
+
+def _compile(
+    cls: type[T], signature: str, lines: list[str], namespace: dict[str, Any]
+) -> Callable[..., T]:
+    namespace |= {"_new": object.__new__, "_cls": cls}
+    namespace |= {f"_set_{name}": getattr(cls, name).__set__ for name in _names(cls)}
+    source = "\n".join([f"def {signature}:", "    self = _new(_cls)", *lines, "    return self"])
+    filename = f"<dvcflow {signature.partition('(')[0]} of {cls.__qualname__}>"
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own text
+    return cast("Callable[..., T]", namespace[signature.partition("(")[0]])
 
 
 def check_buildable(cls: type) -> None:
