@@ -144,12 +144,12 @@ def _row(dossier: Dossier) -> dict[str, Any]:
 
 
 def _parse(text: str) -> dict[str, Any]:
-    """A row with fresh values under interned keys, as an ORM's column names are.
+    """The ``data`` column as the engine reads it: SQLAlchemy's JSON type runs `json.loads`.
 
-    Keys fresh from `json.loads` would make ``Dossier(**fields)`` about three times slower
-    (CPython matches keyword names by identity before it compares strings).
+    Keys and values are fresh strings, not the interned names of the source code.
     """
-    return {sys.intern(name): value for name, value in json.loads(text).items()}
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def _load(row: Mapping[str, Any]) -> Dossier:
