@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from dvcflow import Channel, DeliveryMethod, NationalStatus
-from dvcflow._dossier import Dossier
+from dvcflow._dossier import Dossier, Wait
 from dvcflow._frozen import builder, check_buildable, loader
 from dvcflow._kernel import Decision, Effect, EffectKind, Event
 
@@ -21,7 +21,8 @@ EFFECT = Effect(EffectKind.NOTIFY, {"event": "assigned"}, "d-1:1:0")
 EVENT = Event(
     "d-1", 1, "start", "received", "processing", AT, "cb-1", ("leader",), None, "A", {}, {}, True
 )
-VALUES = [DOSSIER, EFFECT, EVENT, Decision(DOSSIER, EVENT, (EFFECT,), {}, NationalStatus.NEW)]
+DECISION = Decision(DOSSIER, EVENT, (EFFECT,), {}, NationalStatus.NEW)
+VALUES = [DOSSIER, Wait("awaiting_payment", "result_ready", AT), EFFECT, EVENT, DECISION]
 
 
 def values_of(value: Any) -> list[Any]:

@@ -129,6 +129,7 @@ class Decision:
     """The national status of the dossier after the command."""
 
 
+_new_wait = builder(Wait)
 _new_effect = builder(Effect)
 _new_event = builder(Event)
 _new_decision = builder(Decision)
@@ -487,7 +488,7 @@ class Kernel:
         if edge.returns_to is not None and waits:
             waits = waits[:-1]
         elif target in WAITING_STATES and target != source:
-            waits = (*waits, Wait(target, source, plan.now))
+            waits = (*waits, _new_wait(target, source, plan.now))
         if target in self._finals:
             waits = ()
         if waits != dossier.waits:
@@ -513,12 +514,10 @@ class Kernel:
             encode_changes(plan.changes),
             plan.visit,
         )
-        key = f"{after.id}:{after.version}:"
-        # A list comprehension: tuple() over a generator costs a resumption per item.
-        effects = tuple(
-            [_new_effect(kind, data, f"{key}{i}") for i, (kind, data) in enumerate(plan.effects)]
-        )
-        return _new_decision(after, event, effects, plan.personal, self._statuses[target])
+        effects = []
+        for index, (kind, data) in enumerate(plan.effects):
+            effects.append(_new_effect(kind, data, f"{after.id}:{after.version}:{index}"))
+        return _new_decision(after, event, tuple(effects), plan.personal, self._statuses[target])
 
     def available(self, dossier: Dossier, actor: Actor, now: dt.datetime) -> list[Action]:
         """Every trigger leaving the dossier's state, allowed or refused with its reasons.
