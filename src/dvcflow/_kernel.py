@@ -352,12 +352,12 @@ class Kernel:
         """The triggers with an edge leaving ``state``."""
         return self._by_state.get(state, ())
 
-    def _authorize(self, key: tuple[str, str], dossier: Dossier | None, actor: Actor) -> list[str]:
-        """Role and scope reasons against ``actor`` for the edges of ``key`` (state, trigger).
+    def _authorize(self, roles: frozenset[str], dossier: Dossier | None, actor: Actor) -> list[str]:
+        """Role and scope reasons against ``actor``, for edges that ``roles`` may fire.
 
         ``dossier`` is ``None`` for a new one.
         """
-        held = actor.roles & self._roles[key]
+        held = actor.roles & roles
         if not held:
             return ["role_missing"]
         if actor.kind is ActorKind.SYSTEM:
@@ -394,7 +394,7 @@ class Kernel:
         return tuple(
             trigger
             for trigger in self.triggers_from(state)
-            if not self._authorize((state, trigger), dossier, actor)
+            if not self._authorize(self._roles[state, trigger], dossier, actor)
         )
 
     def _start(  # noqa: PLR0913, PLR0917 - the command's parts, as decide() passes them on
@@ -409,21 +409,22 @@ class Kernel:
     ) -> Plan:
         if type(now) is not dt.datetime or now.tzinfo is not dt.UTC:
             now = to_utc(now, "now")  # already UTC: nothing to convert or check
-        if trigger not in self._triggers:
-            known = ", ".join(sorted(self._triggers))
-            raise RefusedError(trigger, ["unknown_trigger"], message=f"the lifecycle knows {known}")
         # State and authorization come before anything the payload says, so a command that is
         # not possible, or not the actor's, is refused as such whatever it carries.
         state = INITIAL if dossier is None else dossier.state
-        key = (state, trigger)
-        if key not in self._roles:
+        roles = self._roles.get((state, trigger))
+        if roles is None:
+            if trigger not in self._triggers:
+                known = ", ".join(sorted(self._triggers))
+                message = f"the lifecycle knows {known}"
+                raise RefusedError(trigger, ["unknown_trigger"], message=message)
             raise RefusedError(
                 trigger,
                 ["invalid_in_state"],
                 self.allowed_now(dossier, actor),
                 f"not possible in state {state!r}",
             )
-        denied = self._authorize(key, dossier, actor)
+        denied = self._authorize(roles, dossier, actor)
         if denied:
             raise PermissionDeniedError(
                 trigger, denied, self.allowed_now(dossier, actor), _explain(denied)
@@ -528,7 +529,7 @@ class Kernel:
         """
         actions = []
         for trigger in self.triggers_from(dossier.state):
-            reasons = self._authorize((dossier.state, trigger), dossier, actor)
+            reasons = self._authorize(self._roles[dossier.state, trigger], dossier, actor)
             if not reasons:
                 plan = Plan(
                     self,
