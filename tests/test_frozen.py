@@ -10,7 +10,7 @@ import pytest
 
 from dvcflow import Channel, DeliveryMethod, NationalStatus
 from dvcflow._dossier import Dossier, Wait
-from dvcflow._frozen import builder, check_buildable, loader
+from dvcflow._frozen import builder, check_buildable, copier, loader
 from dvcflow._kernel import Decision, Effect, EffectKind, Event
 
 AT = dt.datetime(2025, 3, 3, 2, tzinfo=dt.UTC)
@@ -49,6 +49,22 @@ class TestBuilder:
         """Defaults are not filled in: every field is passed."""
         with pytest.raises(TypeError):
             builder(Effect)(EffectKind.NOTIFY, {})
+
+
+class TestCopier:
+    def test_copies_with_the_changes(self) -> None:
+        """A copy with changes is `attrs.evolve`'s, and the original is left as it was."""
+        copy = copier(Event)
+        changed = copy(EVENT, {"version": 2, "visit": False})
+        assert changed == attrs.evolve(EVENT, version=2, visit=False)
+        assert type(changed) is Event
+        assert EVENT.version == 1
+        assert copy(EVENT, {}) == EVENT
+
+    def test_unknown_name_is_a_key_error(self) -> None:
+        """A change that names no field raises instead of being dropped."""
+        with pytest.raises(KeyError, match="colour"):
+            copier(Event)(EVENT, {"colour": "blue"})
 
 
 class TestLoader:

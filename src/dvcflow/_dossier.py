@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import operator
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from dvcflow._frozen import builder, loader
+from dvcflow._frozen import copier, loader
 from dvcflow._lifecycle import INITIAL
 from dvcflow._procedure import DocumentKind
 from dvcflow._values import Channel, DeliveryMethod, FeeKind, FeeTiming, Money
@@ -221,13 +220,8 @@ for _name in ("procedure", "procedure_version", "rule_pack", "case", "agency", "
 _NAMES = {field.name: field.name for field in attrs.fields(Dossier)}
 """Field names as the class holds them: keyword arguments match these by identity, fast."""
 _FIELDS = frozenset(_NAMES)
-_ORDER = tuple(_NAMES)
-"""Field names in the order of `Dossier`'s positional arguments."""
-_POSITIONS = {name: index for index, name in enumerate(_ORDER)}
-_COUNT = len(_ORDER)
-_field_values = operator.attrgetter(*_ORDER)
-_build = builder(Dossier)
-"""``Dossier(*values)``, faster: for the copy of every command."""
+_COUNT = len(_NAMES)
+_copy = copier(Dossier)
 _load = loader(Dossier, _DECODERS)
 """``Dossier(**decode_changes(data))`` for data holding every field, faster."""
 
@@ -286,11 +280,7 @@ def replace(dossier: Dossier, changes: Mapping[str, Any]) -> Dossier:
     Raises:
         KeyError: for a name that is not a dossier field.
     """
-    values = list(_field_values(dossier))
-    positions = _POSITIONS
-    for name, value in changes.items():
-        values[positions[name]] = value
-    return _build(*values)
+    return _copy(dossier, changes)
 
 
 def replay(changes: Iterable[Mapping[str, Any]]) -> Dossier:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-__all__ = ["builder", "check_buildable", "loader"]
+__all__ = ["builder", "check_buildable", "copier", "loader"]
 
 T = TypeVar("T", bound=attrs.AttrsInstance)
 
@@ -41,6 +41,20 @@ def loader(cls: type[T], decoders: Mapping[str, Callable[[Any], Any]]) -> Callab
         else:
             lines.append(f"    _set_{name}(self, data[{name!r}])")
     return _compile(cls, "load(data)", lines, {f"_decode_{n}": f for n, f in decoders.items()})
+
+
+def copier(cls: type[T]) -> Callable[[T, Mapping[str, Any]], T]:
+    """A function copying a ``cls`` value with some fields replaced: ``copy(value, changes)``.
+
+    `attrs.evolve` for a mapping of changes, without its keyword arguments: every slot is
+    copied, then each changed one set again, before the copy is returned. A name that is
+    not a field raises `KeyError`.
+    """
+    names = _names(cls)
+    lines = [f"    _set_{name}(self, value.{name})" for name in names]
+    lines += ["    for name, changed in changes.items():", "        _setters[name](self, changed)"]
+    setters = {name: getattr(cls, name).__set__ for name in names}
+    return _compile(cls, "copy(value, changes)", lines, {"_setters": setters})
 
 
 def _names(cls: type) -> list[str]:
