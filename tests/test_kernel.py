@@ -1701,7 +1701,7 @@ class TestBinding:
         """The kernel's `Event.trigger` takes the edge transitions' own would, from every state.
 
         It leaves out the machine's queue and its prepare, finalize and exception callbacks,
-        so the machine must have none.
+        so the machine must have none; its conditions answer as transitions' `Condition` does.
         """
         kernel = Kernel(CATALOG.get("1.009994"))
         machine = kernel.machine
@@ -1725,6 +1725,13 @@ class TestBinding:
                     assert taken == transitions.Event.trigger(event, stock, plan=plan)
                     assert (ours.state, ours.edge) == (stock.state, stock.edge)
                     compared += taken
+                    data = transitions.EventData(
+                        machine.states[source], event, machine, _Model(source), (), {"plan": plan}
+                    )
+                    for edge in event.transitions[source]:
+                        for condition in edge.conditions:
+                            stock_check = transitions.core.Condition.check(condition, data)
+                            assert condition.check(data) == stock_check
         assert compared > len(machine.events)
 
     def test_thousand_dossiers_no_new_machine(self, monkeypatch: pytest.MonkeyPatch) -> None:

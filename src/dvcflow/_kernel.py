@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 from transitions import Event as MachineEvent
 from transitions import EventData, Machine, Transition
+from transitions.core import Condition
 
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._clock import to_utc
@@ -207,6 +208,24 @@ def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
     return checks
 
 
+class _Condition(Condition):
+    """A condition that is a callable given the event data (``send_event``), called directly.
+
+    `transitions.Condition.check` first resolves a condition named by a string on the model;
+    the kernel's are all callables, so there is nothing to resolve.
+    """
+
+    def __init__(self, func: object, target: bool = True) -> None:  # noqa: FBT001, FBT002 - transitions' signature
+        if not callable(func):
+            msg = f"the kernel's conditions are callables, not {func!r}"
+            raise TypeError(msg)
+        super().__init__(func, target)
+        self.predicate = func
+
+    def check(self, event_data: EventData) -> bool:
+        return bool(self.predicate(event_data) == self.target)
+
+
 class _Transition(Transition):
     """An edge that, once its conditions pass, only moves the model and tells it which edge.
 
@@ -214,6 +233,8 @@ class _Transition(Transition):
     by the handlers), so transitions' callback machinery would only run empty lists; skipping
     it halves the cost of a state change.
     """
+
+    condition_cls = _Condition
 
     def __init__(self, *args: Any, spec: TransitionSpec, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
