@@ -580,10 +580,6 @@ def _parts(profile: _Profile) -> list[tuple[str, float | None]]:
     """dvcflow's command, part by part: inclusive times, each part once; indented: within."""
     at = profile.inclusive
     from_engine = [(ENGINE, "*")]
-    decoding = [
-        profile.called_from((DOSSIER, "decode_changes"), from_engine),
-        profile.called_from(("dvcflow._dossier.Dossier>", "__init__"), from_engine),
-    ]
     write = at(RECORDING, "write")
     inside = [
         (
@@ -611,7 +607,10 @@ def _parts(profile: _Profile) -> list[tuple[str, float | None]]:
             at(STORE, "transaction"),
         ),
         (f"Store.dossier: {STORE_SQL['dossier']}, JSON decode of data", at(STORE, "dossier")),
-        ("decode_changes + Dossier(**): the data column to a Dossier", _total(*decoding)),
+        (
+            "load_dossier: the data column to a Dossier",
+            profile.called_from((DOSSIER, "load_dossier"), from_engine),
+        ),
         ("Kernel.decide", at(KERNEL, "decide")),
         ("Recorder.write: all that follows", write),
     ]

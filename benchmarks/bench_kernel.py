@@ -33,7 +33,7 @@ from statemachine import State, StateMachine
 from transitions import Machine
 
 from dvcflow import Actor, ProcedureSpec
-from dvcflow._dossier import Dossier, decode_changes, encode_changes
+from dvcflow._dossier import Dossier, encode_changes, load_dossier
 from dvcflow._kernel import Decision, Kernel
 from dvcflow._lifecycle import INITIAL, LifecycleSpec, TransitionSpec
 
@@ -144,17 +144,17 @@ def _row(dossier: Dossier) -> dict[str, Any]:
 
 
 def _parse(text: str) -> dict[str, Any]:
-    """A row with fresh values under interned keys, as an ORM's column names are.
+    """The ``data`` column as the engine reads it: SQLAlchemy's JSON type runs `json.loads`.
 
-    Keys fresh from `json.loads` would make ``Dossier(**fields)`` about three times slower
-    (CPython matches keyword names by identity before it compares strings).
+    Keys and values are fresh strings, not the interned names of the source code.
     """
-    return {sys.intern(name): value for name, value in json.loads(text).items()}
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def _load(row: Mapping[str, Any]) -> Dossier:
     """What the engine does with a stored row before deciding."""
-    return Dossier(**decode_changes(row))
+    return load_dossier(row)
 
 
 def _decide(kernel: Kernel, step: Stored, dossier: Dossier) -> Decision:
@@ -549,7 +549,7 @@ def _print_table(
     )
     print("-" * 52 + "-+-" + "-+-".join("-" * 13 for _ in columns))
     rows = [
-        ("dvcflow: Dossier(**decode_changes(row)) + decide()", ours),
+        ("dvcflow: load_dossier(row) + decide()", ours),
         ("transitions: a Machine per dossier", theirs["machine"]),
         ("python-statemachine: an instance per dossier", theirs["chart"]),
         ("transitions: shared Machine, unregistered model", theirs["shared"]),

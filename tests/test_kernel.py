@@ -8,6 +8,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,7 @@ from dvcflow import (
 )
 from dvcflow._deadlines import due_at
 from dvcflow._dossier import Dossier, FeeObligation, replay
-from dvcflow._kernel import Decision, EffectKind, Event, Kernel
+from dvcflow._kernel import Decision, EffectKind, Event, Kernel, _Model
 from dvcflow._lifecycle import NationalStatus
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -1695,6 +1696,43 @@ class TestBinding:
         assert set(vars(kernel)) == kernel_vars
         assert {name: id(event) for name, event in kernel.machine.events.items()} == events
         assert not hasattr(walk.current, "__dict__")
+
+    def test_trigger_selects_as_transitions_does(self) -> None:
+        """The kernel's `Event.trigger` takes the edge transitions' own would, from every state.
+
+        It leaves out the machine's queue and its prepare, finalize and exception callbacks,
+        so the machine must have none; its conditions answer as transitions' `Condition` does.
+        """
+        kernel = Kernel(CATALOG.get("1.009994"))
+        machine = kernel.machine
+        assert not machine.has_queue
+        assert machine.prepare_event == machine.finalize_event == machine.on_exception == []
+        assert machine.before_state_change == machine.after_state_change == []
+        resumes = [None, *(state.name for state in kernel.lifecycle.states)]
+        whens = {edge.when for edge in kernel.lifecycle.transitions if edge.when is not None}
+        selections = [{}, *(dict([when.split(":")]) for when in sorted(whens))]
+        compared = 0
+        for event in machine.events.values():
+            assert isinstance(event, transitions.Event)
+            assert type(event).trigger is not transitions.Event.trigger
+            for source in event.transitions:
+                for resume, select in itertools.product(resumes, selections):
+                    plan = SimpleNamespace(
+                        dossier=SimpleNamespace(resume_state=resume), select=select
+                    )
+                    ours, stock = _Model(source), _Model(source)
+                    taken = event.trigger(ours, plan=plan)
+                    assert taken == transitions.Event.trigger(event, stock, plan=plan)
+                    assert (ours.state, ours.edge) == (stock.state, stock.edge)
+                    compared += taken
+                    data = transitions.EventData(
+                        machine.states[source], event, machine, _Model(source), (), {"plan": plan}
+                    )
+                    for edge in event.transitions[source]:
+                        for condition in edge.conditions:
+                            stock_check = transitions.core.Condition.check(condition, data)
+                            assert condition.check(data) == stock_check
+        assert compared > len(machine.events)
 
     def test_thousand_dossiers_no_new_machine(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Deciding 1,000 dossiers on one kernel creates no Machine."""

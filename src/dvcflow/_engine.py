@@ -19,7 +19,7 @@ from dvcflow._catalog import Catalog
 from dvcflow._clock import Clock, SystemClock, to_utc
 from dvcflow._config import Config
 from dvcflow._deliveries import Deliveries
-from dvcflow._dossier import Dossier, decode_changes
+from dvcflow._dossier import Dossier, load_dossier
 from dvcflow._history import (
     GENESIS,
     Checkpoint,
@@ -481,7 +481,7 @@ class Engine:
 
     def _load(self, connection: Connection, ref: str) -> tuple[Row[Any], Dossier]:
         row = self._row(connection, ref)
-        return row, Dossier(**decode_changes(row.data))
+        return row, load_dossier(row.data)
 
     def _decide(  # noqa: PLR0913 - the command's parts
         self,
@@ -499,7 +499,7 @@ class Engine:
             kernel = self.kernel(self.current_version(procedure or ""))
             dossier = None
         else:
-            dossier = Dossier(**decode_changes(row.data))
+            dossier = load_dossier(row.data)
             kernel = self.kernel(dossier.procedure_version)
         if trigger == "resolve" and row is not None:
             # An attached result's signature is checked here, whatever the payload claims.
@@ -680,7 +680,7 @@ class Engine:
             )
         items = tuple(
             DossierSnapshot(
-                Dossier(**decode_changes(row.data)),
+                load_dossier(row.data),
                 NationalStatus(row.national_status),
                 aware(row.updated_at),
             )

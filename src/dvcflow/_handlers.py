@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +55,19 @@ _DUE_TIMERS = ("due_reminder", "due_escalation")
 # -- creating a dossier -----------------------------------------------------------------------
 
 
+_MEMBERS: Mapping[type[enum.Enum], Mapping[object, enum.Enum]] = {
+    kind: {member.value: member for member in kind}
+    for kind in (Channel, DeliveryMethod, DocumentKind, FeeKind)
+}
+"""The members of the enums a payload names, by value: ``kind(value)`` without its call."""
+
+
 def _choice(value: object, kind: type[Any], field: str) -> Any:  # noqa: ANN401 - an enum member
     if isinstance(value, kind):
         return value
     try:
-        return kind(value)
-    except ValueError:
+        return _MEMBERS[kind][value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value, a list from JSON
         raise InvalidValueError(field, f"unknown value {value!r}") from None
 
 
@@ -257,7 +265,12 @@ def _due_timers(plan: Plan, due: dt.datetime | None) -> None:
 
 
 def _notify(plan: Plan, event: str, to: str = "applicant", **data: Any) -> None:  # noqa: ANN401
-    plan.effect(EffectKind.NOTIFY, event=event, to=to, **data)
+    plan.effects.append((EffectKind.NOTIFY, {"event": event, "to": to, **data}))
+
+
+def _paid(fee: FeeObligation) -> FeeObligation:
+    """The obligation with its whole amount paid."""
+    return FeeObligation(fee.kind, fee.timing, fee.due, fee.due, fee.refunded)
 
 
 def _close(plan: Plan, ending: str) -> None:
@@ -390,9 +403,7 @@ def _receive(plan: Plan) -> None:
     elif prepaid and plan.payload.get("fees_collected") is not True:
         plan.refuse("fees_unpaid", "collect the fees due before reception (fees_collected)")
     elif prepaid:
-        plan.changes["fees"] = tuple(
-            attrs.evolve(f, paid=f.due) if f in prepaid else f for f in dossier.fees
-        )
+        plan.changes["fees"] = tuple(_paid(f) if f in prepaid else f for f in dossier.fees)
         plan.data["payments"] = [
             {"kind": f.kind.value, "amount": f.outstanding.amount, "method": "counter"}
             for f in prepaid
@@ -604,25 +615,21 @@ def _stop(plan: Plan) -> None:
 
 
 def _request_payment(plan: Plan) -> None:
-    due = [fee for fee in plan.dossier.fees if fee.outstanding]
+    due = [(fee, fee.outstanding.amount) for fee in plan.dossier.fees]
+    due = [(fee, amount) for fee, amount in due if amount]
     if not due:
         plan.refuse("no_fee_due")
         return
     online = plan.kernel.procedure.capabilities.online_payment
-    for fee in due:
+    for fee, amount in due:
         method = "online" if online else "counter"
-        plan.effect(
-            EffectKind.REQUEST_PAYMENT,
-            kind=fee.kind.value,
-            amount=fee.outstanding.amount,
-            method=method,
-        )
+        plan.effect(EffectKind.REQUEST_PAYMENT, kind=fee.kind.value, amount=amount, method=method)
     if online:
         at = plan.now + PAYMENT_EXPIRY
         plan.effect(
             EffectKind.SET_TIMER, name="payment_expiry", at=at.isoformat(), trigger="expire_payment"
         )
-    _notify(plan, "payment_due", amount=sum(fee.outstanding.amount for fee in due))
+    _notify(plan, "payment_due", amount=sum(amount for _, amount in due))
 
 
 def _payment_method(plan: Plan, method: object) -> None:
@@ -671,17 +678,18 @@ def _confirm_payment(plan: Plan) -> None:
         plan.refuse("payload_invalid", str(exc))
         return
     fee = dossier.fee(kind)
-    if fee is None or not fee.outstanding:
+    owed = None if fee is None else fee.outstanding
+    if fee is None or not owed:
         plan.refuse("no_fee_due", kind.value)
         return
     if method == "counter" and not _counter_fee_due(plan, fee.timing):
         plan.refuse("fee_not_due", f"the {kind.value} is collected with the result")
     amount = payload.get("amount")
     # Amounts are whole đồng: 200000.0 or True is not a payment record.
-    if type(amount) is not int or amount != fee.outstanding.amount:
-        plan.refuse("amount_mismatch", f"{kind.value} due {fee.outstanding.amount}, got {amount!r}")
+    if type(amount) is not int or amount != owed.amount:
+        plan.refuse("amount_mismatch", f"{kind.value} due {owed.amount}, got {amount!r}")
         return
-    fees = tuple(attrs.evolve(f, paid=f.due) if f.kind is kind else f for f in dossier.fees)
+    fees = tuple(_paid(f) if f.kind is kind else f for f in dossier.fees)
     plan.changes["fees"] = fees
     settled = all(f.settled for f in fees)
     plan.select["paid"] = "all" if settled else "part"

@@ -10,11 +10,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
-from transitions import Machine, Transition
+from transitions import Event as MachineEvent
+from transitions import EventData, Machine, Transition
+from transitions.core import Condition
 
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._clock import to_utc
 from dvcflow._dossier import Dossier, Wait, encode_changes, replace
+from dvcflow._frozen import builder
 from dvcflow._lifecycle import INITIAL, LifecycleSpec, NationalStatus, TransitionSpec
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._reasons import REASONS
@@ -62,6 +65,8 @@ PAYLOAD_REASONS = frozenset(
 
 _AUTHORIZATION = frozenset({"not_owner", "role_missing", "wrong_agency"})
 """Reasons that make a refusal a `PermissionDeniedError`."""
+
+_POSTAL_WORKER = frozenset({"postal_worker"})
 
 
 class EffectKind(enum.Enum):
@@ -126,6 +131,12 @@ class Decision:
     """The national status of the dossier after the command."""
 
 
+_new_wait = builder(Wait)
+_new_effect = builder(Effect)
+_new_event = builder(Event)
+_new_decision = builder(Decision)
+
+
 @attrs.frozen
 class Action:
     """One trigger from the current state: whether the actor may fire it now, and if not why."""
@@ -186,17 +197,8 @@ class _Model:
         self.edge: TransitionSpec | None = None
 
 
-def _capture(edge: TransitionSpec) -> Callable[[Any], bool]:
-    """The last condition of an edge: it passes, and tells the model which edge was taken."""
-
-    def taken(event_data: Any) -> bool:  # noqa: ANN401 - transitions' EventData is untyped
-        event_data.model.edge = edge
-        return True
-
-    return taken
-
-
 def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
+    """The edge's selection conditions: where a wait returns to, what the handler selected."""
     checks: list[str | Callable[..., bool | None]] = []
     if edge.returns_to is not None:
         wanted = edge.returns_to
@@ -204,31 +206,81 @@ def _conditions(edge: TransitionSpec) -> list[str | Callable[..., bool | None]]:
     if edge.when is not None:
         key, _, value = edge.when.partition(":")
         checks.append(lambda ed: ed.kwargs["plan"].select.get(key) == value)
-    checks.append(_capture(edge))
     return checks
 
 
-class _Transition(Transition):
-    """An edge that, once its conditions pass, only moves the model.
+class _Condition(Condition):
+    """A condition that is a callable given the event data (``send_event``), called directly.
 
-    The kernel registers no enter, exit, before or after callbacks (its effects are computed
-    by the handlers, its edge recorded by the last condition), so transitions' callback
-    machinery would only run empty lists; skipping it halves the cost of a state change.
+    `transitions.Condition.check` first resolves a condition named by a string on the model;
+    the kernel's are all callables, so there is nothing to resolve.
     """
 
-    def execute(self, event_data: Any) -> bool:  # noqa: ANN401 - transitions' EventData
+    def __init__(self, func: object, target: bool = True) -> None:  # noqa: FBT001, FBT002 - transitions' signature
+        if not callable(func):
+            msg = f"the kernel's conditions are callables, not {func!r}"
+            raise TypeError(msg)
+        super().__init__(func, target)
+        self.predicate = func
+
+    def check(self, event_data: EventData) -> bool:
+        return bool(self.predicate(event_data) == self.target)
+
+
+class _Transition(Transition):
+    """An edge that, once its conditions pass, only moves the model and tells it which edge.
+
+    The kernel registers no enter, exit, before or after callbacks (its effects are computed
+    by the handlers), so transitions' callback machinery would only run empty lists; skipping
+    it halves the cost of a state change.
+    """
+
+    condition_cls = _Condition
+
+    def __init__(self, *args: Any, spec: TransitionSpec, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+
+    def execute(self, event_data: Any) -> bool:  # noqa: ANN401 - its model is our _Model
         for condition in self.conditions:
             if not condition.check(event_data):
                 return False
+        model: _Model = event_data.model
         if self.dest:
-            event_data.model.state = self.dest
+            model.state = self.dest
+        model.edge = self.spec
         return True
 
 
+class _Event(MachineEvent):
+    """An event that selects its edge as transitions does, without the machine-wide hooks.
+
+    `transitions.Event.trigger` wraps the selection in the machine's queue and its prepare,
+    finalize and exception callbacks; the kernel's machine has none of them (`compile_machine`
+    sets none, a test pins it), so this runs the selection itself: the first edge from the
+    model's state whose conditions pass, in definition order.
+    """
+
+    def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:  # noqa: ANN401 - untyped
+        machine = self.machine
+        state = machine.states[model.state]
+        edges = self.transitions.get(model.state)
+        if edges is None:
+            return self._is_valid_source(state)  # raises MachineError, as transitions does
+        event_data = EventData(state, self, machine, model, args=args, kwargs=kwargs)
+        for transition in edges:
+            event_data.transition = transition
+            if transition.execute(event_data):
+                event_data.result = True
+                return True
+        return False
+
+
 class _Machine(Machine):
-    """transitions' Machine with `_Transition` edges."""
+    """transitions' Machine with `_Transition` edges and `_Event` triggers."""
 
     transition_cls = _Transition
+    event_cls = _Event
 
 
 def compile_machine(spec: LifecycleSpec) -> Machine:
@@ -250,6 +302,7 @@ def compile_machine(spec: LifecycleSpec) -> Machine:
             edge.source,
             edge.dest,
             conditions=_conditions(edge),
+            spec=edge,
         )
     return machine
 
@@ -298,21 +351,18 @@ class Kernel:
         self.unclaimed_after = unclaimed_after
         self._handlers: Mapping[str, Handler] = HANDLERS
         self._new_dossier = new_dossier
-        self._edges: dict[tuple[str, str], tuple[TransitionSpec, ...]] = {}
+        self._roles: dict[tuple[str, str], frozenset[str]] = {}
+        """Per (state, trigger) with an edge: every role that may fire one of its edges."""
         self._by_state: dict[str, tuple[str, ...]] = {}
         for edge in self.lifecycle.transitions:
             key = (edge.source, edge.trigger)
-            self._edges[key] = (*self._edges.get(key, ()), edge)
+            self._roles[key] = self._roles.get(key, frozenset()) | edge.roles
             triggers = self._by_state.get(edge.source, ())
             if edge.trigger not in triggers:
                 self._by_state[edge.source] = (*triggers, edge.trigger)
         self._statuses = {state.name: state.status for state in self.lifecycle.states}
         self._finals = frozenset(state.name for state in self.lifecycle.states if state.final)
         self._packs = {pack.name: pack for pack in self.rule_packs}
-        self._roles = {
-            key: frozenset().union(*(edge.roles for edge in edges))
-            for key, edges in self._edges.items()
-        }
         self._triggers = self.lifecycle.triggers
 
     def status(self, state: str) -> NationalStatus:
@@ -332,14 +382,11 @@ class Kernel:
         """The triggers with an edge leaving ``state``."""
         return self._by_state.get(state, ())
 
-    def _authorize(
-        self, edges: Sequence[TransitionSpec], dossier: Dossier | None, actor: Actor
-    ) -> list[str]:
-        """Role and scope reasons against ``actor``; ``dossier`` is ``None`` for a new one."""
-        first = edges[0]
-        roles = self._roles.get((first.source, first.trigger))
-        if roles is None:
-            roles = frozenset().union(*(edge.roles for edge in edges))
+    def _authorize(self, roles: frozenset[str], dossier: Dossier | None, actor: Actor) -> list[str]:
+        """Role and scope reasons against ``actor``, for edges that ``roles`` may fire.
+
+        ``dossier`` is ``None`` for a new one.
+        """
         held = actor.roles & roles
         if not held:
             return ["role_missing"]
@@ -364,7 +411,7 @@ class Kernel:
                 if step.name == dossier.state and step.agency == actor.agency:
                     return True
             return False
-        if held == {"postal_worker"}:
+        if held == _POSTAL_WORKER:
             return dossier.delivery.value == "postal"
         return actor.agency == dossier.agency
 
@@ -377,35 +424,37 @@ class Kernel:
         return tuple(
             trigger
             for trigger in self.triggers_from(state)
-            if not self._authorize(self._edges[(state, trigger)], dossier, actor)
+            if not self._authorize(self._roles[state, trigger], dossier, actor)
         )
 
-    def _start(  # noqa: PLR0913 - the command's parts
+    def _start(  # noqa: PLR0913, PLR0917 - the command's parts, as decide() passes them on
         self,
         dossier: Dossier | None,
         trigger: str,
-        *,
         actor: Actor,
         payload: Mapping[str, Any],
         now: dt.datetime,
         dossier_id: str | None,
+        code: str | None,
     ) -> Plan:
-        now = to_utc(now, "now")
-        if trigger not in self._triggers:
-            known = ", ".join(sorted(self._triggers))
-            raise RefusedError(trigger, ["unknown_trigger"], message=f"the lifecycle knows {known}")
+        if type(now) is not dt.datetime or now.tzinfo is not dt.UTC:
+            now = to_utc(now, "now")  # already UTC: nothing to convert or check
         # State and authorization come before anything the payload says, so a command that is
         # not possible, or not the actor's, is refused as such whatever it carries.
         state = INITIAL if dossier is None else dossier.state
-        edges = self._edges.get((state, trigger))
-        if not edges:
+        roles = self._roles.get((state, trigger))
+        if roles is None:
+            if trigger not in self._triggers:
+                known = ", ".join(sorted(self._triggers))
+                message = f"the lifecycle knows {known}"
+                raise RefusedError(trigger, ["unknown_trigger"], message=message)
             raise RefusedError(
                 trigger,
                 ["invalid_in_state"],
                 self.allowed_now(dossier, actor),
                 f"not possible in state {state!r}",
             )
-        denied = self._authorize(edges, dossier, actor)
+        denied = self._authorize(roles, dossier, actor)
         if denied:
             raise PermissionDeniedError(
                 trigger, denied, self.allowed_now(dossier, actor), _explain(denied)
@@ -421,7 +470,7 @@ class Kernel:
                 pack=pack,
                 dossier_id=dossier_id,
             )
-        return Plan(self, dossier, actor, payload, now, pack, trigger)
+        return Plan(self, dossier, actor, payload, now, pack, trigger, code)
 
     def decide(  # noqa: PLR0913 - the command's parts, all keyword-only but the first
         self,
@@ -447,15 +496,7 @@ class Kernel:
             InvalidValueError: a new dossier without ``dossier_id`` (its effects' idempotency
                 keys start with it).
         """
-        plan = self._start(
-            dossier,
-            trigger,
-            actor=actor,
-            payload=payload or {},
-            now=now,
-            dossier_id=dossier_id,
-        )
-        plan.code = code
+        plan = self._start(dossier, trigger, actor, payload or {}, now, dossier_id, code)
         state = plan.dossier.state
         self._handlers[trigger](plan)
         if plan.reasons:
@@ -478,7 +519,7 @@ class Kernel:
         if edge.returns_to is not None and waits:
             waits = waits[:-1]
         elif target in WAITING_STATES and target != source:
-            waits = (*waits, Wait(target, source, plan.now))
+            waits = (*waits, _new_wait(target, source, plan.now))
         if target in self._finals:
             waits = ()
         if waits != dossier.waits:
@@ -488,26 +529,26 @@ class Kernel:
         if source == INITIAL:
             plan.changes = _creation_fields(dossier) | plan.changes
         after = replace(dossier, plan.changes)
-        event = Event(
-            dossier_id=after.id,
-            version=after.version,
-            trigger=plan.trigger,
-            source=source,
-            target=target,
-            at=plan.now,
-            actor=plan.actor.id,
-            roles=tuple(sorted(plan.actor.roles)),
-            acting_for=plan.actor.acting_for,
-            agency=plan.actor.agency,
-            data=plan.data,
-            changes=encode_changes(plan.changes),
-            visit=plan.visit,
+        actor = plan.actor
+        event = _new_event(
+            after.id,
+            after.version,
+            plan.trigger,
+            source,
+            target,
+            plan.now,
+            actor.id,
+            tuple(sorted(actor.roles)),
+            actor.acting_for,
+            actor.agency,
+            plan.data,
+            encode_changes(plan.changes),
+            plan.visit,
         )
-        effects = tuple(
-            Effect(kind, data, f"{after.id}:{after.version}:{index}")
-            for index, (kind, data) in enumerate(plan.effects)
-        )
-        return Decision(after, event, effects, plan.personal, self._statuses[target])
+        effects = []
+        for index, (kind, data) in enumerate(plan.effects):
+            effects.append(_new_effect(kind, data, f"{after.id}:{after.version}:{index}"))
+        return _new_decision(after, event, tuple(effects), plan.personal, self._statuses[target])
 
     def available(self, dossier: Dossier, actor: Actor, now: dt.datetime) -> list[Action]:
         """Every trigger leaving the dossier's state, allowed or refused with its reasons.
@@ -518,7 +559,7 @@ class Kernel:
         """
         actions = []
         for trigger in self.triggers_from(dossier.state):
-            reasons = self._authorize(self._edges[(dossier.state, trigger)], dossier, actor)
+            reasons = self._authorize(self._roles[dossier.state, trigger], dossier, actor)
             if not reasons:
                 plan = Plan(
                     self,

@@ -9,7 +9,7 @@ import attrs
 import sqlalchemy as sa
 
 from dvcflow._clock import to_utc
-from dvcflow._dossier import Dossier, Wait, decode_changes, encode_changes, replace
+from dvcflow._dossier import Wait, encode_changes, load_dossier, replace
 from dvcflow._kernel import Decision, Event
 from dvcflow._schema import dossiers
 from dvcflow._values import Actor
@@ -109,7 +109,7 @@ def plan_migration(
             continue
         dest = mapping.get(row.state, row.state)
         # A waiting dossier also names the states its waits return to.
-        waits = Dossier(**decode_changes(row.data)).waits
+        waits = load_dossier(row.data).waits
         lost = [
             name
             for wait in waits
@@ -159,7 +159,7 @@ def apply_migration(engine: Engine, plan: MigrationPlan, *, actor: Actor) -> Mig
                     attrs.evolve(item, refused="changed since the plan was made; plan again")
                 )
                 continue
-            before = Dossier(**decode_changes(row.data))
+            before = load_dossier(row.data)
             now = to_utc(engine.clock.now(), "now")
             changes: dict[str, Any] = {
                 "procedure_version": plan.to_version,

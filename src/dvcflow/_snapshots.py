@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from dvcflow._clock import to_utc
-from dvcflow._dossier import Dossier, decode_changes, encode_changes
+from dvcflow._dossier import Dossier, encode_changes, load_dossier
 from dvcflow._kernel import Event
 from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 
@@ -79,7 +79,7 @@ class DossierSnapshot:
     def from_data(cls, data: Mapping[str, Any]) -> DossierSnapshot:
         """The inverse of `to_data`."""
         return cls(
-            Dossier(**decode_changes(data["dossier"])),
+            load_dossier(data["dossier"]),
             NationalStatus(data["national_status"]),
             dt.datetime.fromisoformat(data["updated_at"]),
         )
