@@ -606,6 +606,7 @@ class TestIdempotency:
             form={"purpose": "xin việc", "copies": 1},
             documents=["request_form", "identity_document"],
             delivery=DeliveryMethod.POSTAL,
+            address={"address": "Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội"},
         )
         officer = staff("receiving_officer", "STP.01")
         before = dump(db)

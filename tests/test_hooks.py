@@ -129,7 +129,7 @@ class TestProviders:
             backends(config)
         assert str(caught.value.problems[0]) == (
             "d.toml: providers.pay.type: no plugin serves type 'vnpay' "
-            "(served: fake, national_payment)"
+            "(served: ed25519, fake, filesystem, http_courier, national_payment)"
         )
 
     def test_plugin_checks_its_settings(self):

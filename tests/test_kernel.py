@@ -312,6 +312,8 @@ def intake_payload(kernel: Kernel, delivery: DeliveryMethod | None, **extra: Any
     }
     if delivery is not None:
         payload["delivery"] = delivery.value
+    if delivery is DeliveryMethod.POSTAL:
+        payload["address"] = {"address": "Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội"}
     return payload | extra
 
 

@@ -1030,3 +1030,28 @@ class TestBadInput:
         with pytest.raises(InvalidDefinitionError) as caught:
             ProcedureSpec.from_data(data, source="x.toml")
         assert [p.path for p in caught.value.problems] == ["code"]
+
+
+class TestMissingFieldType:
+    def test_a_form_field_without_type_is_a_problem_not_a_crash(self, tmp_path: Path) -> None:
+        """A form field missing its type is reported at its path (found by hypothesis)."""
+        source = tmp_path / "p.json"
+        source.write_text(
+            json.dumps(
+                {
+                    "code": "1.000001",
+                    "name": {"vi": "Thủ tục"},
+                    "agency": "A.1",
+                    "capabilities": {"channels": ["in_person"], "return_methods": ["in_person"]},
+                    "result": {"type": "Giấy"},
+                    "cases": {"default": {"duration": {"unit": "same_day"}}},
+                    "form_fields": [{"name": "a", "pattern": "[0-9]{1,6}"}],
+                }
+            ),
+            encoding="utf-8",
+        )
+        with pytest.raises(InvalidDefinitionError) as caught:
+            Catalog.from_path(source)
+        assert [str(p) for p in caught.value.problems] == [
+            f"{source}: form_fields[0].type: is required"
+        ]

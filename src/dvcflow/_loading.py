@@ -344,9 +344,10 @@ _FIELD_OPTIONS = (
 
 
 def _form_field(node: Node) -> FormFieldSpec | None:
+    # Counted before the table check: a missing required key is one of this field's problems.
+    before = len(node.report.problems)
     if not node.table(required=("name", "type"), optional=_FIELD_OPTIONS):
         return None
-    before = len(node.report.problems)
     values: dict[str, Any] = {
         "name": node.string("name", pattern=IDENTIFIER),
         "type": node.choice("type", FieldType),
@@ -367,12 +368,12 @@ def _form_field(node: Node) -> FormFieldSpec | None:
 
 
 def _step(node: Node) -> StepSpec | None:
+    before = len(node.report.problems)
     if not node.table(
         required=("kind", "name", "roles"),
         optional=("agency", "duration", "requires_presence", "title"),
     ):
         return None
-    before = len(node.report.problems)
     roles = set()
     for item in node.array("roles"):
         role = item.as_type(str)
