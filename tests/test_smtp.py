@@ -63,7 +63,8 @@ def provider(port: int, *, secrets: dict[str, str] | None = None, **settings: An
         "timeout_s": 5,
         "local_hostname": "dvcflow.loopback.test",
     }
-    return Provider("mail", "smtp", {**base, **settings}, secrets or {})
+    merged = {name: value for name, value in {**base, **settings}.items() if value is not None}
+    return Provider("mail", "smtp", merged, secrets or {})
 
 
 def send(target: Provider, sent: Message | None = None) -> Any:
@@ -141,7 +142,10 @@ class TestSend:
 
     def test_text_only(self, server):
         """Without HTML the email is a single text/plain part; without subject, no Subject."""
-        send(provider(server.port), message(html=None, subject=None, text="Plain ASCII text."))
+        send(
+            provider(server.port, local_hostname=None),
+            message(html=None, subject=None, text="Plain ASCII text."),
+        )
         mail = server.delivered[0].message
         assert mail.get_content_type() == "text/plain"
         assert mail.get_content().rstrip("\n") == "Plain ASCII text."
