@@ -129,7 +129,8 @@ class TestProviders:
             backends(config)
         assert str(caught.value.problems[0]) == (
             "d.toml: providers.pay.type: no plugin serves type 'vnpay' "
-            "(served: ed25519, fake, filesystem, http_courier, national_payment)"
+            "(served: ed25519, fake, filesystem, http_courier, national_payment, "
+            "sms_gateway, smtp, webhook)"
         )
 
     def test_plugin_checks_its_settings(self):

@@ -1,21 +1,28 @@
-"""The plugins' transport: JSON POST, separate timeouts, TLS, against loopback servers."""
+"""The plugins' transport: POST of bytes and JSON, timeouts, TLS, against loopback servers."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from certificates import self_signed
 from dvcflow import FeeKind, Money
 from dvcflow._backends import PaymentRequest
 from dvcflow.errors import BackendError
-from dvcflow.plugins._http import HTTPStatusError, encode_json, is_http_url, post_json
+from dvcflow.plugins._http import (
+    HTTPStatusError,
+    Reply,
+    encode_json,
+    is_http_url,
+    post_json,
+    retryable_status,
+)
+from dvcflow.plugins._http import post as post_bytes
 from dvcflow.plugins.national_payment import NationalPaymentPlugin
 from gateway import Gateway, running
 
@@ -56,34 +63,10 @@ def gateway() -> Iterator[Gateway]:
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A throwaway self-signed certificate for 127.0.0.1 and its key."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
+    made = self_signed(tmp_path_factory.mktemp("tls"))
+    if made is None:
         pytest.skip("the openssl command is not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(  # noqa: S603 - fixed arguments
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return made
 
 
 @pytest.fixture
@@ -157,6 +140,70 @@ class TestPostJson:
         assert caught.value.status == status
         assert caught.value.reply == reply
         assert caught.value.retryable is retryable
+
+
+def raw_post(url: str, headers: dict[str, str]) -> Reply:
+    return post_bytes(
+        url,
+        "Chào".encode(),
+        headers=headers,
+        connect_timeout=5,
+        read_timeout=5,
+        max_bytes=16,
+        where="test POST",
+    )
+
+
+class TestPost:
+    def test_sends_the_bytes_and_headers(self, gateway):
+        """The body goes as given, with the caller's headers besides the User-Agent."""
+        reply = raw_post(gateway.api, {"Idempotency-Key": "k-1", "X-Signature": "sha256=ab"})
+        assert reply.status == 404  # not JSON: the simulator answers nothing else
+        [received] = gateway.received
+        assert received.body == "Chào".encode()
+        assert received.headers["Idempotency-Key"] == "k-1"
+        assert received.headers["X-Signature"] == "sha256=ab"
+        assert received.headers["User-Agent"] == "dvcflow"
+
+    def test_error_statuses_are_returned_with_their_body(self, gateway):
+        """A 4xx or 5xx is an answer for the caller to read, cut after max_bytes + 1."""
+        gateway.fail_next(status=422, body=b'{"error": "invalid_number", "padding": "xx"}')
+        reply = raw_post(gateway.api, {})
+        assert reply.status == 422
+        assert reply.body == b'{"error": "invali'
+
+    @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "khóa"])
+    def test_headers_that_cannot_be_sent(self, gateway, value):
+        """A header with a line break or non-ASCII is refused for good, before any I/O."""
+        with pytest.raises(BackendError, match="must be printable ASCII") as caught:
+            raw_post(gateway.api, {"Idempotency-Key": value})
+        assert caught.value.retryable is False
+        assert gateway.received == []
+
+    def test_private_url_errors_name_the_failure_only(self, gateway):
+        """For a recipient's own URL, a failure says what failed, not the error's text."""
+        gateway.hang_next()
+        with pytest.raises(BackendError) as caught:
+            post_bytes(
+                gateway.api,
+                b"{}",
+                headers={},
+                connect_timeout=5,
+                read_timeout=0.2,
+                max_bytes=16,
+                where="test POST",
+                private_url=True,
+            )
+        assert str(caught.value) == "test POST: TimeoutError"
+        assert caught.value.retryable is True
+
+    @pytest.mark.parametrize(
+        ("status", "retryable"),
+        [(500, True), (503, True), (408, True), (429, True), (400, False), (404, False)],
+    )
+    def test_retryable_status(self, status, retryable):
+        """5xx, 408 and 429 may pass later; other error statuses will not."""
+        assert retryable_status(status) is retryable
 
 
 class TestTLS:

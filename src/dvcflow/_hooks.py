@@ -47,6 +47,9 @@ def builtin_plugins() -> list[object]:
     from dvcflow.plugins.fake import FakeBackend  # noqa: PLC0415
     from dvcflow.plugins.filesystem import FilesystemStore  # noqa: PLC0415
     from dvcflow.plugins.national_payment import NationalPaymentPlugin  # noqa: PLC0415
+    from dvcflow.plugins.sms_gateway import SmsGateway  # noqa: PLC0415
+    from dvcflow.plugins.smtp import SmtpEmail  # noqa: PLC0415
+    from dvcflow.plugins.webhook import Webhook  # noqa: PLC0415
 
     return [
         FakeBackend(),
@@ -54,6 +57,9 @@ def builtin_plugins() -> list[object]:
         FilesystemStore(),
         Ed25519Signer(),
         HttpCourier(),
+        SmtpEmail(),
+        SmsGateway(),
+        Webhook(),
     ]
 
 

@@ -1,4 +1,4 @@
-"""The plugins' transport: one JSON POST on the standard library, with connect and read timeouts."""
+"""The plugins' transport: one HTTP POST on the standard library, with connect and read timeouts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,19 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from dvcflow.errors import BackendError
 
-__all__ = ["HTTPStatusError", "encode_json", "is_http_url", "post_json"]
+__all__ = [
+    "HTTPStatusError",
+    "Reply",
+    "encode_json",
+    "is_http_url",
+    "post",
+    "post_json",
+    "retryable_status",
+]
 
 
 class _Connection(http.client.HTTPConnection):
@@ -101,6 +111,88 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+@attrs.frozen
+class Reply:
+    """An HTTP answer as received: its status and (the start of) its body."""
+
+    status: int
+    body: bytes
+    """At most ``max_bytes + 1`` bytes: longer means the peer sent more than allowed."""
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """Why a header cannot be sent as is (non-ASCII or a line break would split it)."""
+    if not value.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return f"header {name}: must be printable ASCII"
+    return None
+
+
+def post(  # noqa: PLR0913 - every argument is a separate, required knob
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str],
+    connect_timeout: float,
+    read_timeout: float,
+    max_bytes: int,
+    where: str,
+    private_url: bool = False,
+) -> Reply:
+    """POST ``body`` to ``url`` as it is (signed bytes stay the bytes sent); the reply.
+
+    Every HTTP status is returned, not raised: the caller knows which answers its peer
+    documents. Proxies come from the environment (``https_proxy``, ``no_proxy``); redirects are
+    refused (returned as the 3xx status).
+
+    Args:
+        url: an http(s) URL.
+        body: the request body.
+        headers: sent besides ``User-Agent``; ``Content-Type`` among them.
+        connect_timeout: seconds to connect (TCP and TLS).
+        read_timeout: seconds to wait for each read of the reply.
+        max_bytes: at most this many bytes of the reply are kept (plus one, to tell).
+        where: what is being done, for error messages (no secrets, no personal data).
+        private_url: the URL is personal data (a recipient's own endpoint): errors name the
+            kind of failure only, as the error's text may name the host.
+
+    Raises:
+        BackendError: retryable for a network error or a timeout; not retryable for a URL
+            that is not http(s) or a header that cannot be sent.
+    """
+    if not is_http_url(url):
+        raise BackendError(f"{where}: not an http(s) URL", retryable=False)
+    for name, value in headers.items():
+        problem = _header_problem(name, value)
+        if problem is not None:
+            raise BackendError(f"{where}: {problem}", retryable=False)
+    opener = urllib.request.build_opener(
+        _HTTPHandler(read_timeout), _HTTPSHandler(read_timeout), _NoRedirect()
+    )
+    request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+        url, data=body, headers={"User-Agent": "dvcflow", **headers}, method="POST"
+    )
+    try:
+        with opener.open(request, timeout=connect_timeout) as response:
+            return Reply(response.status, response.read(max_bytes + 1))
+    except urllib.error.HTTPError as exc:
+        with exc:
+            try:
+                raw = exc.read(max_bytes + 1)
+            except (OSError, http.client.HTTPException):
+                raw = b""
+            return Reply(exc.code, raw)
+    except (OSError, http.client.HTTPException) as exc:
+        # URLError (refused, DNS, TLS) and TimeoutError are OSErrors.
+        reason = getattr(exc, "reason", exc)
+        text = "" if private_url else f": {reason}"
+        raise BackendError(f"{where}: {type(reason).__name__}{text}") from None
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP error status may go away on a later try (408, 429, 5xx)."""
+    return status >= 500 or status in (408, 429)
+
+
 def post_json(  # noqa: PLR0913 - every argument is a separate knob
     url: str,
     message: Mapping[str, Any] | bytes,
@@ -112,8 +204,6 @@ def post_json(  # noqa: PLR0913 - every argument is a separate knob
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """POST ``message`` as JSON to ``url``; the reply, which must be a JSON object.
-
-    Proxies come from the environment (``https_proxy``, ``no_proxy``); redirects are refused.
 
     Args:
         url: an http(s) URL (checked by the caller's settings check).
@@ -131,45 +221,30 @@ def post_json(  # noqa: PLR0913 - every argument is a separate knob
         BackendError: retryable for a network error, a timeout, and a reply that is too long
             or not a JSON object.
     """
-    if not is_http_url(url):
-        raise BackendError(f"{where}: not an http(s) URL", retryable=False)
-    opener = urllib.request.build_opener(
-        _HTTPHandler(read_timeout), _HTTPSHandler(read_timeout), _NoRedirect()
-    )
-    request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+    reply = post(
         url,
-        data=message if isinstance(message, bytes) else encode_json(message),
+        message if isinstance(message, bytes) else encode_json(message),
         headers={
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
-            "User-Agent": "dvcflow",
             **(headers or {}),
         },
-        method="POST",
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_bytes=max_bytes,
+        where=where,
     )
-    try:
-        with opener.open(request, timeout=connect_timeout) as response:
-            raw: bytes = response.read(max_bytes + 1)
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        try:
-            error_body: bytes = exc.read(max_bytes + 1)
-        except (OSError, ValueError, http.client.HTTPException):
-            error_body = b""  # the status alone still says what happened
-        finally:
-            exc.close()
-        reply = _json_object(error_body) if len(error_body) <= max_bytes else None
-        retryable = status >= 500 or status in (408, 429)
+    if not 200 <= reply.status < 300:
+        error = _json_object(reply.body) if len(reply.body) <= max_bytes else None
         raise HTTPStatusError(
-            f"{where}: HTTP {status}", status=status, reply=reply, retryable=retryable
-        ) from None
-    except (OSError, http.client.HTTPException) as exc:
-        # URLError (refused, DNS, TLS) and TimeoutError are OSErrors.
-        reason = getattr(exc, "reason", exc)
-        raise BackendError(f"{where}: {type(reason).__name__}: {reason}") from None
-    if len(raw) > max_bytes:
+            f"{where}: HTTP {reply.status}",
+            status=reply.status,
+            reply=error,
+            retryable=retryable_status(reply.status),
+        )
+    if len(reply.body) > max_bytes:
         raise BackendError(f"{where}: the reply exceeds {max_bytes} bytes")
-    answer = _json_object(raw)
+    answer = _json_object(reply.body)
     if answer is None:
         raise BackendError(f"{where}: the reply is not a JSON object")
     return answer
