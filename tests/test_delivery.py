@@ -298,6 +298,30 @@ class TestPost:
         assert caught.value.reasons == ("address_missing",)
 
 
+class TestInbound:
+    def test_the_courier_collects_the_papers_and_an_officer_is_told(self, site: Site):
+        """Inbound post: the applicant's papers picked up, delivered to the agency, announced."""
+        d = site.engine.submit(
+            "2.001610",
+            applicant=AN,
+            actor=Actor.citizen("citizen-1"),
+            documents=["application"],
+            delivery=DeliveryMethod.ELECTRONIC,
+        )
+        collected = site.engine.deliveries.collect(d.id, address=ADDRESS)
+        assert (collected.direction, collected.status) == ("inbound", DeliveryStatus.REGISTERED)
+        (request,) = site.fake.deliveries
+        assert (request.direction, request.documents) == ("inbound", ())
+        assert request.recipient["address"] == ADDRESS["address"]
+        for status in (DeliveryStatus.PICKED_UP, DeliveryStatus.DELIVERED):
+            site.engine.deliveries.callback("fake", *site.fake.courier(collected.reference, status))
+        site.worker.drain()
+        assert [m.event for m in site.fake.messages if m.channel.value == "webhook"] == [
+            "dossier_arrived"
+        ]
+        assert site.engine.get(d.id).state == "submitted"
+
+
 class TestCollection:
     def test_unclaimed_result_reminds_the_applicant(self, site: Site, delivery_catalog: Catalog):
         """A result left at the counter 15 days sends the applicant a reminder."""

@@ -100,18 +100,24 @@ class Deliveries:
             BackendError: the courier failed (retryable) or refused (an incident), or the
                 applicant's delivery address is missing (erased).
         """
+        self._register(row.key, row.data, dossier, now)
+
+    def _register(
+        self, key: str, data: Mapping[str, Any], dossier: Row[Any], now: dt.datetime
+    ) -> None:
         with self._store.connect() as connection:
-            if self._rows.delivery(connection, key=row.key) is not None:
+            if self._rows.delivery(connection, key=key) is not None:
                 return
-        method = DeliveryMethod(row.data.get("method", DeliveryMethod.ELECTRONIC.value))
-        reference = payment_reference("D", row.key)
+        method = DeliveryMethod(data.get("method", DeliveryMethod.ELECTRONIC.value))
+        reference = payment_reference("D", key)
+        direction = str(data.get("direction", "outbound"))
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "reference": reference,
-            "key": row.key,
+            "key": key,
             "dossier_id": dossier.id,
             "method": method.value,
-            "direction": row.data.get("direction", "outbound"),
+            "direction": direction,
             "created_at": now,
             "updated_at": now,
         }
@@ -120,7 +126,7 @@ class Deliveries:
                 Family.DELIVERY, procedure=dossier.procedure_code, agency=dossier.agency
             )
             receipt = self._engine.backends.dispatch_delivery(
-                provider, self._request(row, dossier, reference, method)
+                provider, self._request(key, direction, dossier, reference)
             )
             try:
                 status = DeliveryStatus(receipt.status)
@@ -141,7 +147,7 @@ class Deliveries:
             return  # another worker recorded it (the courier deduplicated by key)
 
     def _request(
-        self, row: Row[Any], dossier: Row[Any], reference: str, method: DeliveryMethod
+        self, key: str, direction: str, dossier: Row[Any], reference: str
     ) -> DeliveryRequest:
         with self._store.connect() as connection:
             personal = self._store.personal(connection, dossier.id)
@@ -156,18 +162,19 @@ class Deliveries:
             "address": str(address.get("address", "")),
         }
         value = self._engine.get(dossier.id).dossier
+        outbound = direction == "outbound"
         return DeliveryRequest(
-            key=row.key,
+            key=key,
             dossier_id=dossier.id,
             dossier_code=dossier.code,
             procedure=dossier.procedure_code,
             agency=dossier.agency,
-            method=method,
-            data={"kind": "result"},
+            method=DeliveryMethod.POSTAL,
+            data={"kind": "result" if outbound else "dossier"},
             reference=reference,
             recipient=recipient,
-            direction=str(row.data.get("direction", "outbound")),
-            documents=() if value.result_ref is None else (value.result_ref,),
+            direction=direction,
+            documents=(value.result_ref,) if outbound and value.result_ref else (),
         )
 
     # -- courier reports -------------------------------------------------------------------------
@@ -246,6 +253,11 @@ class Deliveries:
                 record(connection, "applied")
                 if report.status in {DeliveryStatus.FAILED, DeliveryStatus.RETURNED_TO_SENDER}:
                     self._tell_officer(connection, delivery, report.status, at)
+                elif report.status is DeliveryStatus.DELIVERED:
+                    # An inbound parcel (the applicant's dossier) has reached the agency.
+                    self._tell_officer(
+                        connection, delivery, report.status, at, event="dossier_arrived"
+                    )
         except ConcurrencyError:
             return "duplicate"
         return "applied"
@@ -278,15 +290,17 @@ class Deliveries:
                 record(connection, "applied")
                 self._tell_officer(connection, delivery, DeliveryStatus.DELIVERED, at, refusal)
 
-    def _tell_officer(
+    def _tell_officer(  # noqa: PLR0913 - the delivery and what to say of it
         self,
         connection: Connection,
         delivery: Row[Any],
         status: DeliveryStatus,
         at: dt.datetime,
         refusal: RefusedError | None = None,
+        *,
+        event: str = "delivery_failed",
     ) -> None:
-        data: dict[str, Any] = {"event": "delivery_failed", "to": "officer", "status": status.value}
+        data: dict[str, Any] = {"event": event, "to": "officer", "status": status.value}
         if refusal is not None:
             data["reasons"] = list(refusal.reasons)
         self._store.add_outbox(
@@ -317,6 +331,47 @@ class Deliveries:
             return CallbackReply(204)
 
         return handle
+
+    # -- collecting a dossier by post -----------------------------------------------------------
+
+    def collect(
+        self,
+        dossier: str,
+        *,
+        address: Mapping[str, str] | None = None,
+        now: dt.datetime | None = None,
+    ) -> DeliveryRecord:
+        """Have the courier collect a dossier's papers from the applicant (inbound post).
+
+        The same postal flow as a result's, the other way: the courier's reports move the
+        parcel, and its arrival at the agency tells an officer (``dossier_arrived``), who then
+        receives or accepts the papers as usual. ``address`` is where to collect (the one
+        given at intake by default).
+
+        Raises:
+            NotFoundError: no such dossier.
+            BackendError: the courier refused or failed, or there is no address.
+        """
+        at = self._now(now)
+        with self._store.connect() as connection:
+            row = self._store.dossier(connection, dossier)
+            if row is None:
+                raise NotFoundError(f"no dossier {dossier!r}")
+            number = len(self._rows.deliveries_of(connection, row.id))
+        key = f"{row.id}:collect:{number}"
+        if address is not None:
+            with self._store.transaction() as connection:
+                self._store.insert_payload(
+                    connection,
+                    id=str(uuid.uuid4()),
+                    dossier_id=row.id,
+                    kind="delivery_address",
+                    digest=self._engine.recorder.personal_digest(dict(address)),
+                    data=dict(address),
+                )
+        inbound = {"method": DeliveryMethod.POSTAL.value, "direction": "inbound"}
+        self._register(key, inbound, row, at)
+        return next(d for d in self.of(row.id) if d.reference == payment_reference("D", key))
 
     # -- revoking -------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from dvcflow._backends import DeliveryStatus
 from dvcflow._calendar import WorkingCalendar
 from dvcflow._catalog import Catalog
 from dvcflow._clock import FrozenClock
@@ -258,7 +259,13 @@ def _first(
 
 DEMO_BACKENDS = {
     "providers": {"fake": {"type": "fake"}},
-    "routing": {"payment": "fake", "notification": "fake", "delivery": "fake"},
+    "routing": {
+        "payment": "fake",
+        "notification": "fake",
+        "delivery": "fake",
+        "storage": "fake",
+        "signing": "fake",
+    },
 }
 """The demo's back ends: the in-memory fakes of every family."""
 
@@ -300,10 +307,40 @@ def _run_dossier(
         if trigger == "confirm_payment" and payload.get("method") == "online":
             snapshot = _pay_online(engine, snapshot, payload["kind"])
             continue
+        if trigger == "resolve":
+            payload = {"result": _signed_result(engine, snapshot, procedure)}
+        if trigger == "return_result" and snapshot.dossier.delivery is not DeliveryMethod.IN_PERSON:
+            snapshot = _hand_over(engine, snapshot)
+            continue
         snapshot = engine.fire(
             snapshot.id, trigger, actor=actor, payload=payload, command_id=f"{run}:{number}"
         )
     return snapshot
+
+
+def _signed_result(engine: Engine, snapshot: DossierSnapshot, procedure: ProcedureSpec) -> str:
+    """The result as a file, stored and (where the procedure requires it) signed."""
+    content = f"{procedure.result.type}: {snapshot.dossier.code}".encode()
+    record = engine.results.attach(snapshot.id, content, media_type="text/plain", name="kq.txt")
+    if procedure.result.signed:
+        engine.results.sign(snapshot.id, record.digest)
+    return record.digest
+
+
+def _hand_over(engine: Engine, snapshot: DossierSnapshot) -> DossierSnapshot:
+    """An electronic result downloaded through its link, a postal one delivered by the courier."""
+    engine.outbox.worker().drain()
+    if snapshot.dossier.delivery is DeliveryMethod.ELECTRONIC:
+        engine.results.open(engine.results.link(snapshot.id))
+        return engine.get(snapshot.id)
+    fake = engine.backends.plugin(FakeBackend)
+    for delivery in engine.deliveries.of(snapshot.id):
+        for status in (DeliveryStatus.PICKED_UP, DeliveryStatus.IN_TRANSIT):
+            engine.deliveries.callback("fake", *fake.courier(delivery.reference, status))
+        receiver = {"name": "Nguyễn Văn An", "relation": "holder"}
+        report = fake.courier(delivery.reference, DeliveryStatus.DELIVERED, receiver=receiver)
+        engine.deliveries.callback("fake", *report)
+    return engine.get(snapshot.id)
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -351,6 +388,9 @@ def _summary(engine: Engine, ids: list[str], out: TextIO) -> None:
     online = sum(1 for p in payments if p.method == "online" and p.state == "paid")
     counter = sum(1 for p in payments if p.method == "counter" and p.state == "paid")
     outbox = engine.outbox.counts()
+    deliveries = [d for dossier_id in ids for d in engine.deliveries.of(dossier_id)]
+    posted = sum(1 for d in deliveries if d.method is DeliveryMethod.POSTAL)
+    downloaded = sum(1 for d in deliveries if d.method is DeliveryMethod.ELECTRONIC)
     print("\nsummary of this run:", file=out)
     print(
         "  dossiers by national status: "
@@ -362,7 +402,8 @@ def _summary(engine: Engine, ids: list[str], out: TextIO) -> None:
         file=out,
     )
     print(
-        f"  {online} fees paid online through the (fake) gateway, {counter} at the counter",
+        f"  {online} fees paid online through the (fake) gateway, {counter} at the counter; "
+        f"{downloaded} results by download link, {posted} by (fake) public post",
         file=out,
     )
     print(
