@@ -71,6 +71,7 @@ _DOSSIER_REFS = sa.select(
     dossiers.c.procedure_code,
     dossiers.c.procedure_version,
     dossiers.c.agency,
+    dossiers.c.due_at,
 ).where(dossiers.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 
 

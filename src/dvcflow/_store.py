@@ -106,7 +106,7 @@ class Store:
         self.dialect = self.url.get_backend_name()
         self.ledger = OutboxStore(self.dialect)
         """The outbox, incident, payment and security-log statements."""
-        self.deliveries = DeliveryStore()
+        self.deliveries = DeliveryStore(self.dialect)
         """The message, delivery and file statements."""
         if pool_size is not None and self.dialect != "sqlite":
             engine_options.setdefault("pool_size", pool_size)
