@@ -36,6 +36,7 @@ from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
 from dvcflow._notifications import Notifications
 from dvcflow._outbox import Outbox
+from dvcflow._outbox_store import queued
 from dvcflow._payments import Payments
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
@@ -785,16 +786,8 @@ _TIMER_RECIPIENTS = {"result_unclaimed": "applicant"}
 
 
 def _reminder(timer: Row[Any], now: dt.datetime) -> dict[str, Any]:
-    return {
-        "key": f"timer:{timer.id}",
-        "dossier_id": timer.dossier_id,
-        "kind": EffectKind.NOTIFY.value,
-        "data": {"event": timer.name, "to": _TIMER_RECIPIENTS.get(timer.name, "officer")},
-        "created_at": now,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
+    data = {"event": timer.name, "to": _TIMER_RECIPIENTS.get(timer.name, "officer")}
+    return queued(f"timer:{timer.id}", timer.dossier_id, EffectKind.NOTIFY.value, data, now)
 
 
 def _parse_cursor(text: str, *, by_due: bool) -> tuple[Any, ...]:

@@ -33,15 +33,14 @@ from dvcflow._backends import (
 from dvcflow._clock import to_utc
 from dvcflow._kernel import EffectKind
 from dvcflow._ledger import payment_reference
+from dvcflow._outbox_store import queued
 from dvcflow._snapshots import aware
 from dvcflow._templates import Rendered, Template
 from dvcflow._values import FeeKind, Money
 from dvcflow.errors import (
     BackendError,
-    CallbackError,
     ConcurrencyError,
     NotFoundError,
-    SignatureError,
 )
 
 if TYPE_CHECKING:
@@ -409,34 +408,16 @@ class Notifications:
         if original is None:
             return
         data = dict(original.data) | {"after": message.channel}
+        key = f"{effect_key}:after:{message.channel}"
         self._store.add_outbox(
-            connection,
-            [
-                {
-                    "key": f"{effect_key}:after:{message.channel}",
-                    "dossier_id": message.dossier_id,
-                    "kind": original.kind,
-                    "data": data,
-                    "created_at": at,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": at,
-                }
-            ],
+            connection, [queued(key, message.dossier_id, original.kind, data, at)]
         )
 
     def endpoint(self, provider: str) -> Callable[[bytes, Mapping[str, str]], CallbackReply]:
         """A receipt endpoint for the portal's web framework: 204 accepted, 400 rejected."""
-
-        def handle(body: bytes, headers: Mapping[str, str]) -> CallbackReply:
-            try:
-                self.receipt(provider, body, headers)
-            except (SignatureError, CallbackError) as exc:
-                kind = exc.kind if isinstance(exc, CallbackError) else "bad_signature"
-                return CallbackReply(400, kind.encode(), {"content-type": "text/plain"})
-            return CallbackReply(204)
-
-        return handle
+        return self._engine.intake.endpoint(
+            lambda body, headers: self.receipt(provider, body, headers)
+        )
 
 
 def _message(

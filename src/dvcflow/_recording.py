@@ -17,6 +17,7 @@ from dvcflow._dossier import Dossier, encode_changes
 from dvcflow._history import GENESIS, canonical, chain_mac, event_mac, keyed_digest
 from dvcflow._kernel import Decision, EffectKind, Kernel
 from dvcflow._ledger import PAYMENT_EFFECTS, record_payments
+from dvcflow._outbox_store import queued
 from dvcflow._snapshots import DossierSnapshot
 from dvcflow._store import Store
 from dvcflow._values import Applicant
@@ -192,7 +193,7 @@ class Recorder:
 
     def _effects(self, connection: Connection, decision: Decision, now: dt.datetime) -> None:
         dossier_id = decision.dossier.id
-        queued, timers = [], []
+        rows, timers = [], []
         ledger = decision.event.trigger in {"confirm_payment", "receive"}
         for effect in decision.effects:
             ledger = ledger or effect.kind in PAYMENT_EFFECTS
@@ -209,19 +210,8 @@ class Recorder:
             elif effect.kind is EffectKind.CANCEL_TIMERS:
                 self.store.cancel_timers(connection, dossier_id, list(effect.data["names"]))
             else:
-                queued.append(
-                    {
-                        "key": effect.key,
-                        "dossier_id": dossier_id,
-                        "kind": effect.kind.value,
-                        "data": dict(effect.data),
-                        "created_at": now,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                    },
-                )
+                rows.append(queued(effect.key, dossier_id, effect.kind.value, effect.data, now))
         if ledger:
             record_payments(self.store.ledger, connection, decision, now)
-        self.store.add_outbox(connection, queued)
+        self.store.add_outbox(connection, rows)
         self.store.add_timers(connection, timers)
