@@ -1270,7 +1270,7 @@ class TestOpen:
     @pytest.mark.usefixtures("engine")
     def test_open_creates_the_schema_at_head(self, db: Database) -> None:
         """A new database is at the head revision with every table and a chain head."""
-        assert rows(db, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert rows(db, "SELECT version_num FROM alembic_version") == [("0002",)]
         assert rows(db, "SELECT seq FROM chain_head") == [(0,)]
         if db.dialect == "sqlite":
             assert rows(db, "PRAGMA journal_mode") == [("wal",)]

@@ -77,7 +77,7 @@ class TestDbUpgrade:
         """`db upgrade` creates the schema at the head revision, and is idempotent."""
         assert run("db", "upgrade", "--db", url) == (
             EXIT_OK,
-            f"{url}: schema at revision 0001\n",
+            f"{url}: schema at revision 0002\n",
         )
         assert run("db", "upgrade", "--db", url)[0] == EXIT_OK
         with contextlib.closing(sqlite3.connect(db_path)) as connection:
