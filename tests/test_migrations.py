@@ -146,6 +146,7 @@ class TestFrom0001:
             "SELECT seq, body FROM events WHERE dossier_id = ? AND version = 4", dossier
         )
         assert seq == old.seq + 1
+        assert '"seq":' not in body
         assert upgraded.verify_history(dossier, checkpoint=checkpoint) == 4
         assert upgraded.verify_history(dossier, checkpoint=old) == 4
 

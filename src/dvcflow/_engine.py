@@ -21,6 +21,7 @@ from dvcflow._dossier import Dossier, decode_changes
 from dvcflow._history import (
     GENESIS,
     Checkpoint,
+    StoredEvent,
     canonical,
     chain_mac,
     keyed_digest,
@@ -32,6 +33,7 @@ from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
+from dvcflow._sealing import BATCH, Sealer
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
 from dvcflow._store import Store, default_key_path, read_or_create_key
 from dvcflow._values import Actor, Applicant, Channel, DeliveryMethod
@@ -96,7 +98,8 @@ class Engine:
         self.config = config
         self.clock = clock
         self._key = key
-        self.recorder = Recorder(store, key)
+        self.sealer = Sealer(store, key)
+        self.recorder = Recorder(store, key, self.sealer)
         self._kernels: dict[str, Kernel] = {}
         self._current: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -355,6 +358,7 @@ class Engine:
                     outcome=snapshot.to_data(),
                     created_at=at,
                 )
+        self._seal_opportunistically()
         logger.info(
             "dvcflow command",
             extra={
@@ -446,7 +450,7 @@ class Engine:
                 events.append(history_event(event.seq, json.loads(event.body)))
             except (ValueError, KeyError, TypeError):
                 msg = (
-                    f"dossier {row.id}: event {event.version} (seq {event.seq}) is not a "
+                    f"dossier {row.id}: {event.where} is not a "
                     "readable event; verify_history says what was done to it"
                 )
                 raise TamperedHistoryError(msg) from None
@@ -471,6 +475,10 @@ class Engine:
     def verify_history(self, dossier: str, *, checkpoint: Checkpoint | None = None) -> int:
         """Check the dossier's chain (and, given a saved checkpoint, the database-wide chain).
 
+        Each sealed event is also checked at its place in the database-wide chain. Events
+        not sealed yet (committed moments ago, on PostgreSQL) are verified in the dossier's
+        chain; `history` shows them with ``seq`` ``None`` and the count is logged.
+
         Returns:
             The number of the dossier's events verified.
 
@@ -481,20 +489,41 @@ class Engine:
             row = self._row(connection, dossier)
             stored = self.store.events_of(connection, row.id)
             verify_dossier(self._key, row.id, stored, row.version)
-            for event in stored:
-                previous = self.store.chain_mac_at(connection, event.seq - 1)
-                if previous is None or not hmac.compare_digest(
-                    chain_mac(self._key, event.seq, event.mac, previous),
-                    event.chain_mac,
-                ):
-                    msg = (
-                        f"dossier {row.id}: event {event.version} (seq {event.seq}) "
-                        "is not where the database-wide chain put it"
-                    )
-                    raise TamperedHistoryError(msg)
+            unsealed = self._verify_sealed(connection, row.id, stored)
             if checkpoint is not None:
                 self._verify_checkpoint(connection, checkpoint)
+        if unsealed:
+            logger.info("dvcflow unsealed events", extra={"dossier": row.id, "unsealed": unsealed})
         return len(stored)
+
+    def _verify_sealed(
+        self, connection: Connection, dossier_id: str, stored: Sequence[StoredEvent]
+    ) -> int:
+        """Check each sealed event's link in the database-wide chain; return how many are not."""
+        unsealed: StoredEvent | None = None
+        last = 0
+        for event in stored:
+            if event.seq is None:
+                unsealed = unsealed or event
+                continue
+            where = f"dossier {dossier_id}: {event.where}"
+            if unsealed is not None:
+                # Sealers number events oldest first: an older event cannot wait for a newer.
+                msg = f"{where} is sealed but {unsealed.where} is not: its chain number was removed"
+                raise TamperedHistoryError(msg)
+            previous = self.store.chain_mac_at(connection, event.seq - 1)
+            if (
+                event.seq <= last
+                or previous is None
+                or event.chain_mac is None
+                or not hmac.compare_digest(
+                    chain_mac(self._key, event.seq, event.mac, previous), event.chain_mac
+                )
+            ):
+                msg = f"{where} is not where the database-wide chain put it"
+                raise TamperedHistoryError(msg)
+            last = event.seq
+        return sum(event.seq is None for event in stored)
 
     def _verify_checkpoint(self, connection: Connection, checkpoint: Checkpoint) -> None:
         head = verify_chain(self._key, self.store.events_from(connection, 1, checkpoint.seq))
@@ -509,10 +538,40 @@ class Engine:
             raise TamperedHistoryError(msg)
 
     def checkpoint(self) -> Checkpoint:
-        """The head of the database-wide chain, to keep outside the database."""
+        """The head of the database-wide chain, to keep outside the database.
+
+        Seals first: the checkpoint covers every event committed before the call.
+        """
+        self.sealer.seal()
         with self.store.connect() as connection:
             seq, mac = self.store.chain_head(connection)
         return Checkpoint(seq, mac)
+
+    def seal(self, *, batch: int = BATCH) -> int:
+        """Seal every event committed so far into the database-wide chain, ``batch`` at a time.
+
+        Commands seal opportunistically and `tick` and `checkpoint` seal too; this is for a
+        dedicated sealer or a maintenance job. Several processes may seal at once: each event
+        gets one number, and the numbers have no gaps.
+
+        Returns:
+            How many events this call sealed (those another sealer took are not counted).
+        """
+        if batch < 1:
+            raise InvalidValueError("batch", "must be at least 1")
+        return self.sealer.seal(batch=batch)
+
+    def _seal_opportunistically(self) -> None:
+        """After a commit: seal, unless the store seals in commands or another sealer is at it.
+
+        Never fails the command that just committed: what is left is sealed by the next one.
+        """
+        if self.store.seals_in_command:
+            return
+        try:
+            self.sealer.seal(wait=False)
+        except DvcflowError as exc:
+            logger.info("dvcflow sealing left for later", extra={"error": str(exc)})
 
     def find(  # noqa: PLR0913 - one keyword per filter
         self,
@@ -629,7 +688,13 @@ class Engine:
                 if outcome is not None:
                     fired.append((timer.dossier_id, timer.name, outcome))
             if len(due) < wanted:
-                return fired
+                break
+        try:
+            self.sealer.seal()
+        except ConcurrencyError as exc:
+            # The timers fired; their events wait for the next sealer.
+            logger.info("dvcflow sealing left for later", extra={"error": str(exc)})
+        return fired
 
     def _fire_timer(self, timer: Row[Any], now: dt.datetime) -> str | None:
         def claim(connection: Connection) -> None:

@@ -14,8 +14,9 @@ import attrs
 from sqlalchemy.engine import Connection
 
 from dvcflow._dossier import Dossier, encode_changes
-from dvcflow._history import GENESIS, canonical, chain_mac, event_mac, keyed_digest
+from dvcflow._history import GENESIS, canonical, event_mac, keyed_digest
 from dvcflow._kernel import Decision, EffectKind, Kernel
+from dvcflow._sealing import Sealer
 from dvcflow._snapshots import DossierSnapshot
 from dvcflow._store import Store
 from dvcflow._values import Applicant
@@ -43,8 +44,9 @@ def plain(value: Any) -> Any:  # noqa: ANN401, PLR0911 - any payload value, one 
 class Recorder:
     """Writes decisions through the store, keyed with the history key."""
 
-    def __init__(self, store: Store, key: bytes) -> None:
+    def __init__(self, store: Store, key: bytes, sealer: Sealer) -> None:
         self.store = store
+        self.sealer = sealer
         self._key = key
 
     def write(  # noqa: PLR0913 - the decision and where it lands
@@ -66,7 +68,7 @@ class Recorder:
             kind: {"id": str(uuid.uuid4()), "digest": self.personal_digest(plain(value))}
             for kind, value in decision.personal.items()
         }
-        event = self._event_row(connection, kernel, decision, refs, previous_mac)
+        event = self._event_row(kernel, decision, refs, previous_mac)
         columns = {
             # A migration moves a dossier to another version: the indexed column follows.
             "procedure_version": after.procedure_version,
@@ -129,7 +131,7 @@ class Recorder:
                     digest=refs[kind]["digest"],
                     data=plain(value),
                 )
-        self.store.append_event(connection, event)
+        self.sealer.append(connection, event)
         self._effects(connection, decision, now)
         return DossierSnapshot(after, decision.status, now)
 
@@ -147,17 +149,16 @@ class Recorder:
 
     def _event_row(
         self,
-        connection: Connection,
         kernel: Kernel,
         decision: Decision,
         personal: Mapping[str, Any],
         previous: str,
     ) -> dict[str, Any]:
         event = decision.event
-        seq, head = self.store.chain_head(connection)
+        # No database-wide number in the body: the dossier's chain must not depend on the
+        # order in which sealers number events (bodies written before revision 0002 have one).
         body = canonical(
             {
-                "seq": seq + 1,
                 "dossier_id": event.dossier_id,
                 "version": event.version,
                 "previous": previous,
@@ -179,8 +180,6 @@ class Recorder:
         )
         mac = event_mac(self._key, body, previous)
         return {
-            "seq": seq + 1,
-            "chain_mac": chain_mac(self._key, seq + 1, mac, head),
             "dossier_id": event.dossier_id,
             "version": event.version,
             "trigger": event.trigger,

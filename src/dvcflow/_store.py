@@ -421,30 +421,84 @@ class Store:
 
     # -- events and the chains -------------------------------------------------------------------
 
+    @property
+    def seals_in_command(self) -> bool:
+        """Whether a command seals its own event (SQLite, whose writer lock orders commands).
+
+        Elsewhere (PostgreSQL) commands write unsealed events and sealers chain them after
+        commit, so that commands do not commit one at a time.
+        """
+        return self.dialect == "sqlite"
+
     def chain_head(self, connection: Connection) -> tuple[int, str]:
-        """The database-wide chain's head, locked until the transaction ends (PostgreSQL)."""
-        query = _CHAIN_HEAD if self.dialect == "sqlite" else _CHAIN_HEAD_LOCKED
-        row = connection.execute(query).one()
+        """The database-wide chain's head as committed (no lock)."""
+        row = connection.execute(_CHAIN_HEAD).one()
         return int(row.seq), str(row.mac)
 
+    def lock_chain_head(self, connection: Connection, *, wait: bool) -> tuple[int, str] | None:
+        """The chain head, locked for sealing until the transaction ends.
+
+        Returns ``None`` when another sealer holds it and ``wait`` is false (PostgreSQL's
+        ``SKIP LOCKED``): an opportunistic sealer then leaves the work to that one. On SQLite
+        the transaction's writer lock is the lock.
+        """
+        if self.dialect == "sqlite":
+            query = _CHAIN_HEAD
+        else:
+            query = _CHAIN_HEAD_LOCKED if wait else _CHAIN_HEAD_SKIP_LOCKED
+        row = connection.execute(query).first()
+        return None if row is None else (int(row.seq), str(row.mac))
+
+    def head_for_append(self, connection: Connection) -> tuple[int, str, bool]:
+        """The chain head and whether unsealed events wait before it (one query, SQLite)."""
+        row = connection.execute(_HEAD_AND_BACKLOG).one()
+        return int(row.seq), str(row.mac), row.backlog is not None
+
     def append_event(self, connection: Connection, row: Mapping[str, Any]) -> None:
-        """Append an event and move the chain head to it."""
+        """Append an event; one that carries its ``seq`` moves the chain head to it."""
         connection.execute(_INSERT_EVENT, row)
-        connection.execute(_MOVE_HEAD, {"b_seq": row["seq"], "b_mac": row["chain_mac"]})
+        if row.get("seq") is not None:
+            connection.execute(_MOVE_HEAD, {"b_seq": row["seq"], "b_mac": row["chain_mac"]})
+
+    def unsealed(self, connection: Connection, limit: int) -> list[tuple[int, str]]:
+        """Up to ``limit`` unsealed events, oldest first: ``(id, mac)``."""
+        return [
+            (int(row.id), str(row.mac)) for row in connection.execute(_UNSEALED, {"b_limit": limit})
+        ]
+
+    def seal_events(
+        self, connection: Connection, seals: Sequence[tuple[int, int, str]], head: tuple[int, str]
+    ) -> None:
+        """Give events ``(id, seq, chain_mac)`` their place in the chain; move the head.
+
+        Raises:
+            ConcurrencyError: when one of them was sealed (or deleted) meanwhile; the
+                transaction must roll back.
+        """
+        if self.dialect == "postgresql":
+            ids, seqs, macs = (list(column) for column in zip(*seals, strict=True))
+            result = connection.execute(_SEAL_MANY, {"ids": ids, "seqs": seqs, "macs": macs})
+        else:
+            result = connection.execute(
+                _SEAL_ONE, [{"b_id": i, "b_seq": seq, "b_mac": mac} for i, seq, mac in seals]
+            )
+        if result.rowcount != len(seals):
+            raise ConcurrencyError("another sealer sealed these events first; seal again")
+        connection.execute(_MOVE_HEAD, {"b_seq": head[0], "b_mac": head[1]})
 
     def events_of(self, connection: Connection, dossier_id: str) -> list[StoredEvent]:
         """A dossier's events, oldest first."""
         query = (
             sa.select(events)
             .where(events.c.dossier_id == dossier_id)
-            .order_by(events.c.version, events.c.seq)
+            .order_by(events.c.version, events.c.id)
         )
         return [_stored(row) for row in connection.execute(query)]
 
     def events_from(
         self, connection: Connection, first: int, last: int | None = None
     ) -> Iterator[StoredEvent]:
-        """The database-wide chain from ``first`` (to ``last``), in order."""
+        """The database-wide chain from ``first`` (to ``last``), in order (sealed events only)."""
         query = sa.select(events).where(events.c.seq >= first).order_by(events.c.seq)
         if last is not None:
             query = query.where(events.c.seq <= last)
@@ -592,6 +646,33 @@ _UPDATE_DOSSIER = dossiers.update().where(
 )
 _CHAIN_HEAD = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
 _CHAIN_HEAD_LOCKED = _CHAIN_HEAD.with_for_update()
+_CHAIN_HEAD_SKIP_LOCKED = _CHAIN_HEAD.with_for_update(skip_locked=True)
+_HEAD_AND_BACKLOG = sa.select(
+    chain_head.c.seq,
+    chain_head.c.mac,
+    sa.select(events.c.id)
+    .where(events.c.seq.is_(None))
+    .limit(1)
+    .scalar_subquery()
+    .label("backlog"),
+).where(chain_head.c.id == 1)
+_UNSEALED = (
+    sa.select(events.c.id, events.c.mac)
+    .where(events.c.seq.is_(None))
+    .order_by(events.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_SEAL_ONE = (
+    events.update()
+    .where(events.c.id == sa.bindparam("b_id"), events.c.seq.is_(None))
+    .values(seq=sa.bindparam("b_seq"), chain_mac=sa.bindparam("b_mac"))
+)
+_SEAL_MANY = sa.text(
+    "UPDATE events SET seq = v.seq, chain_mac = v.mac "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:macs AS text[])) "
+    "AS v(id, seq, mac) WHERE events.id = v.id AND events.seq IS NULL"
+)
+"""PostgreSQL: a batch of seals in one statement (one round trip, an exact row count)."""
 _INSERT_EVENT = events.insert()
 _MOVE_HEAD = (
     chain_head.update()
