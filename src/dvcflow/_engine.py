@@ -322,12 +322,20 @@ class Engine:
         before: Callable[[Connection], None] | None = None,
     ) -> DossierSnapshot:
         at = to_utc(now if now is not None else self.clock.now(), "now")
-        with self.store.transaction() as connection:
+        wrote: list[bool] = []
+
+        def seal(connection: Connection) -> None:
+            # Only after a command that wrote: a repeated one returns its outcome, nothing else.
+            if wrote:
+                self._seal_opportunistically(connection)
+
+        with self.store.transaction(then=seal) as connection:
             if before is not None:
                 # First: a timer another process fired is not reported fired again by the
                 # recorded outcome of its command.
                 before(connection)
             row = None if ref is None else self._row(connection, ref)
+            command = None
             if command_id is not None:
                 # By id, not by the reference given: the id and the code are one dossier.
                 target = f"new:{procedure}" if row is None else row.id
@@ -339,6 +347,7 @@ class Engine:
                             f"command {command_id!r} was used before for a different command",
                         )
                     return DossierSnapshot.from_data(seen.outcome)
+                command = {"id": command_id, "fingerprint": fingerprint}
             snapshot = self._decide(
                 connection,
                 row,
@@ -347,18 +356,9 @@ class Engine:
                 payload=payload,
                 now=at,
                 procedure=procedure,
+                command=command,
             )
-            if command_id is not None:
-                self.store.record_command(
-                    connection,
-                    id=command_id,
-                    dossier_id=snapshot.id,
-                    fingerprint=fingerprint,
-                    version=snapshot.version,
-                    outcome=snapshot.to_data(),
-                    created_at=at,
-                )
-        self._seal_opportunistically()
+            wrote.append(True)
         logger.info(
             "dvcflow command",
             extra={
@@ -390,6 +390,7 @@ class Engine:
         payload: Mapping[str, Any],
         now: dt.datetime,
         procedure: str | None,
+        command: Mapping[str, str] | None,
     ) -> DossierSnapshot:
         if row is None:
             kernel = self.kernel(self.current_version(procedure or ""))
@@ -411,7 +412,7 @@ class Engine:
         )
         previous = GENESIS if row is None else row.last_mac
         return self.recorder.write(
-            connection, kernel, dossier, decision, now, previous_mac=previous
+            connection, kernel, dossier, decision, now, previous_mac=previous, command=command
         )
 
     def _next_code(self, connection: Connection, agency: str, now: dt.datetime) -> str:
@@ -542,9 +543,7 @@ class Engine:
 
         Seals first: the checkpoint covers every event committed before the call.
         """
-        self.sealer.seal()
-        with self.store.connect() as connection:
-            seq, mac = self.store.chain_head(connection)
+        seq, mac = self.sealer.checkpoint()
         return Checkpoint(seq, mac)
 
     def seal(self, *, batch: int = BATCH) -> int:
@@ -561,15 +560,16 @@ class Engine:
             raise InvalidValueError("batch", "must be at least 1")
         return self.sealer.seal(batch=batch)
 
-    def _seal_opportunistically(self) -> None:
-        """After a commit: seal, unless the store seals in commands or another sealer is at it.
+    def _seal_opportunistically(self, connection: Connection) -> None:
+        """After a commit, on its connection: seal, unless another sealer is at it.
 
-        Never fails the command that just committed: what is left is sealed by the next one.
+        Nothing to do where commands seal their own events (SQLite). Never fails the command
+        that just committed: what is left is sealed by the next sealer.
         """
         if self.store.seals_in_command:
             return
         try:
-            self.sealer.seal(wait=False)
+            self.sealer.seal_on(connection, wait=False)
         except DvcflowError as exc:
             logger.info("dvcflow sealing left for later", extra={"error": str(exc)})
 

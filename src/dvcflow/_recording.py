@@ -18,7 +18,7 @@ from dvcflow._history import GENESIS, canonical, event_mac, keyed_digest
 from dvcflow._kernel import Decision, EffectKind, Kernel
 from dvcflow._sealing import Sealer
 from dvcflow._snapshots import DossierSnapshot
-from dvcflow._store import Store
+from dvcflow._store import Store, Writes
 from dvcflow._values import Applicant
 
 __all__ = ["Recorder", "plain"]
@@ -58,17 +58,19 @@ class Recorder:
         now: dt.datetime,
         *,
         previous_mac: str = GENESIS,
+        command: Mapping[str, str] | None = None,
     ) -> DossierSnapshot:
         """Write a decision: dossier row (changed columns only), personal data, event, effects.
 
-        ``previous_mac`` is the MAC of the dossier's newest event, kept on its row.
+        ``previous_mac`` is the MAC of the dossier's newest event, kept on its row;
+        ``command`` (``{"id", "fingerprint"}``) is recorded with the outcome.
         """
         after = decision.dossier
+        snapshot = DossierSnapshot(after, decision.status, now)
         refs = {
             kind: {"id": str(uuid.uuid4()), "digest": self.personal_digest(plain(value))}
             for kind, value in decision.personal.items()
         }
-        event = self._event_row(kernel, decision, refs, previous_mac)
         columns = {
             # A migration moves a dossier to another version: the indexed column follows.
             "procedure_version": after.procedure_version,
@@ -81,8 +83,22 @@ class Recorder:
             "updated_at": now,
             "version": after.version,
             "data": encode_changes({f.name: getattr(after, f.name) for f in attrs.fields(Dossier)}),
-            "last_mac": event["mac"],
         }
+        # SQLite numbers the event now (its writer lock orders commands); elsewhere a sealer
+        # numbers it after the commit.
+        event, backlog = self.sealer.number(
+            connection, self._event_row(kernel, decision, refs, previous_mac)
+        )
+        columns["last_mac"] = event["mac"]
+        writes = self._effects(decision, now)
+        if command is not None:
+            writes.command = {
+                **command,
+                "dossier_id": after.id,
+                "version": after.version,
+                "outcome": snapshot.to_data(),
+                "created_at": now,
+            }
         applicant = decision.personal.get("applicant")
         if before is None:
             if isinstance(applicant, Applicant):
@@ -115,12 +131,12 @@ class Recorder:
                 "due_at": before.due_at,
                 "resolved_at": before.resolved_at,
             }
-            changed = {
+            writes.update = {
                 name: value
                 for name, value in columns.items()
                 if name not in unchanged or unchanged[name] != value
             }
-            self.store.update_dossier(connection, after.id, before.version, changed)
+            writes.expected = before.version
         for kind, value in decision.personal.items():
             if kind != "applicant" or before is not None:
                 self.store.insert_payload(
@@ -131,9 +147,11 @@ class Recorder:
                     digest=refs[kind]["digest"],
                     data=plain(value),
                 )
-        self.sealer.append(connection, event)
-        self._effects(connection, decision, now)
-        return DossierSnapshot(after, decision.status, now)
+        writes.event = event
+        self.store.write(connection, writes)
+        if backlog:
+            self.sealer.seal_backlog(connection)
+        return snapshot
 
     def personal_digest(self, value: Any) -> str:  # noqa: ANN401 - any JSON-ready value
         """A keyed digest of personal data, which events keep after the data is erased.
@@ -188,12 +206,12 @@ class Recorder:
             "mac": mac,
         }
 
-    def _effects(self, connection: Connection, decision: Decision, now: dt.datetime) -> None:
+    def _effects(self, decision: Decision, now: dt.datetime) -> Writes:
         dossier_id = decision.dossier.id
-        queued, timers = [], []
+        writes = Writes(dossier_id)
         for effect in decision.effects:
             if effect.kind is EffectKind.SET_TIMER:
-                timers.append(
+                writes.timers.append(
                     {
                         "dossier_id": dossier_id,
                         "name": effect.data["name"],
@@ -203,9 +221,9 @@ class Recorder:
                     },
                 )
             elif effect.kind is EffectKind.CANCEL_TIMERS:
-                self.store.cancel_timers(connection, dossier_id, list(effect.data["names"]))
+                writes.cancel.update(effect.data["names"])
             else:
-                queued.append(
+                writes.outbox.append(
                     {
                         "key": effect.key,
                         "dossier_id": dossier_id,
@@ -217,5 +235,4 @@ class Recorder:
                         "next_attempt_at": now,
                     },
                 )
-        self.store.add_outbox(connection, queued)
-        self.store.add_timers(connection, timers)
+        return writes

@@ -6,11 +6,12 @@ import contextlib
 import datetime as dt
 import os
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import attrs
 import sqlalchemy as sa
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
@@ -44,7 +45,7 @@ from dvcflow.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["Store"]
+__all__ = ["Store", "Writes"]
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:  # noqa: ANN401 - a SQLAlchemy listener
@@ -102,6 +103,7 @@ class Store:
         except sa.exc.ArgumentError as exc:
             raise StoreUnavailableError(f"not a database URL: {exc}") from exc
         self.dialect = self.url.get_backend_name()
+        self._folded: dict[_Shape, sa.Select[Any]] = {}
         if pool_size is not None and self.dialect != "sqlite":
             engine_options.setdefault("pool_size", pool_size)
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -263,8 +265,14 @@ class Store:
                 raise _translate(exc) from exc
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(
+        self, *, then: Callable[[Connection], object] | None = None
+    ) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any exception.
+
+        Args:
+            then: run after the commit on the same connection (no second checkout, no second
+                ping); it handles its own errors, since the transaction's work is done.
 
         Raises:
             ConcurrencyError: a lost race (unique or compare-and-set), a busy database, a
@@ -276,16 +284,28 @@ class Store:
         with self._serial:
             connection = self._checkout()
             try:
-                with connection, connection.begin():
-                    yield connection
-            except IntegrityError as exc:
-                if _unique_violation(exc):
-                    raise ConcurrencyError(
-                        f"another command changed the same data first: {exc.orig}"
-                    ) from exc
-                raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
+                with connection:
+                    with self.begin(connection):
+                        yield connection
+                    if then is not None:
+                        then(connection)
             except DBAPIError as exc:
                 raise _translate(exc) from exc
+
+    @contextlib.contextmanager
+    def begin(self, connection: Connection) -> Iterator[Connection]:
+        """One transaction on an open connection, raising as `transaction` does."""
+        try:
+            with connection.begin():
+                yield connection
+        except IntegrityError as exc:
+            if _unique_violation(exc):
+                raise ConcurrencyError(
+                    f"another command changed the same data first: {exc.orig}"
+                ) from exc
+            raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
 
     # -- procedure versions ----------------------------------------------------------------
 
@@ -435,19 +455,30 @@ class Store:
         row = connection.execute(_CHAIN_HEAD).one()
         return int(row.seq), str(row.mac)
 
-    def lock_chain_head(self, connection: Connection, *, wait: bool) -> tuple[int, str] | None:
-        """The chain head, locked for sealing until the transaction ends.
+    def claim_unsealed(
+        self, connection: Connection, *, wait: bool, limit: int
+    ) -> tuple[tuple[int, str], list[tuple[int, str]]] | None:
+        """Lock the chain head for sealing (until the transaction ends) and read what to seal.
 
-        Returns ``None`` when another sealer holds it and ``wait`` is false (PostgreSQL's
-        ``SKIP LOCKED``): an opportunistic sealer then leaves the work to that one. On SQLite
-        the transaction's writer lock is the lock.
+        Returns:
+            The head and up to ``limit`` unsealed events ``(id, mac)``, oldest first; or
+            ``None`` when another sealer holds the head and ``wait`` is false (PostgreSQL's
+            ``SKIP LOCKED``): an opportunistic sealer leaves the work to that one. On SQLite
+            the transaction's writer lock is the lock.
         """
         if self.dialect == "sqlite":
-            query = _CHAIN_HEAD
-        else:
-            query = _CHAIN_HEAD_LOCKED if wait else _CHAIN_HEAD_SKIP_LOCKED
-        row = connection.execute(query).first()
-        return None if row is None else (int(row.seq), str(row.mac))
+            top = connection.execute(_CHAIN_HEAD).one()
+            pending = connection.execute(_UNSEALED, {"b_limit": limit})
+            return (int(top.seq), str(top.mac)), [(int(r.id), str(r.mac)) for r in pending]
+        # One round trip. The events are read in the statement's snapshot, which can predate
+        # the commit of a sealer whose lock this one then took: seal_events refuses an event
+        # sealed meanwhile, so such a batch rolls back instead of numbering an event twice.
+        query = _CLAIM_WAITING if wait else _CLAIM_SKIPPING
+        rows = connection.execute(query, {"b_limit": limit}).all()
+        if not rows:
+            return None
+        head = (int(rows[0].seq), str(rows[0].mac))
+        return head, [(int(r.id), str(r.event_mac)) for r in rows if r.id is not None]
 
     def head_for_append(self, connection: Connection) -> tuple[int, str, bool]:
         """The chain head and whether unsealed events wait before it (one query, SQLite)."""
@@ -460,12 +491,6 @@ class Store:
         if row.get("seq") is not None:
             connection.execute(_MOVE_HEAD, {"b_seq": row["seq"], "b_mac": row["chain_mac"]})
 
-    def unsealed(self, connection: Connection, limit: int) -> list[tuple[int, str]]:
-        """Up to ``limit`` unsealed events, oldest first: ``(id, mac)``."""
-        return [
-            (int(row.id), str(row.mac)) for row in connection.execute(_UNSEALED, {"b_limit": limit})
-        ]
-
     def seal_events(
         self, connection: Connection, seals: Sequence[tuple[int, int, str]], head: tuple[int, str]
     ) -> None:
@@ -475,16 +500,19 @@ class Store:
             ConcurrencyError: when one of them was sealed (or deleted) meanwhile; the
                 transaction must roll back.
         """
+        moved = {"b_seq": head[0], "b_mac": head[1]}
         if self.dialect == "postgresql":
             ids, seqs, macs = (list(column) for column in zip(*seals, strict=True))
-            result = connection.execute(_SEAL_MANY, {"ids": ids, "seqs": seqs, "macs": macs})
+            count = connection.execute(
+                _SEAL_MANY, {"ids": ids, "seqs": seqs, "macs": macs, **moved}
+            ).scalar_one()
         else:
-            result = connection.execute(
+            count = connection.execute(
                 _SEAL_ONE, [{"b_id": i, "b_seq": seq, "b_mac": mac} for i, seq, mac in seals]
-            )
-        if result.rowcount != len(seals):
+            ).rowcount
+            connection.execute(_MOVE_HEAD, moved)
+        if count != len(seals):
             raise ConcurrencyError("another sealer sealed these events first; seal again")
-        connection.execute(_MOVE_HEAD, {"b_seq": head[0], "b_mac": head[1]})
 
     def events_of(self, connection: Connection, dossier_id: str) -> list[StoredEvent]:
         """A dossier's events, oldest first."""
@@ -514,15 +542,67 @@ class Store:
         ).scalar()
         return None if value is None else str(value)
 
+    # -- a command's writes --------------------------------------------------------------
+
+    def write(self, connection: Connection, writes: Writes) -> None:
+        """A command's writes after its read, in one statement on PostgreSQL.
+
+        The dossier's compare-and-set update, its event, cancelled and new timers, outbox
+        rows and the command id with its outcome. PostgreSQL gets them as one statement,
+        since each round trip to the server costs more than the writes themselves; SQLite,
+        in-process, one statement each.
+
+        Raises:
+            ConcurrencyError: when another command moved the dossier first.
+        """
+        if self.dialect == "postgresql" and writes.event.get("seq") is None:
+            self._write_folded(connection, writes)
+            return
+        if writes.update is not None:
+            self.update_dossier(connection, writes.dossier_id, writes.expected, writes.update)
+        self.append_event(connection, writes.event)
+        if writes.cancel:
+            self.cancel_timers(connection, writes.dossier_id, sorted(writes.cancel))
+        self.add_outbox(connection, writes.outbox)
+        self.add_timers(connection, writes.timers)
+        if writes.command is not None:
+            connection.execute(_INSERT_COMMAND, writes.command)
+
+    def _write_folded(self, connection: Connection, writes: Writes) -> None:
+        cancel = None if not writes.cancel else "*" if "*" in writes.cancel else "names"
+        shape = _Shape(
+            None if writes.update is None else tuple(sorted(writes.update)),
+            len(writes.outbox),
+            len(writes.timers),
+            cancel,
+            writes.command is not None,
+        )
+        statement = self._folded.get(shape)
+        if statement is None:
+            statement = self._folded[shape] = _fold(shape)
+        params: dict[str, Any] = {"b_id": writes.dossier_id, "b_expected": writes.expected}
+        params |= {f"d_{name}": value for name, value in (writes.update or {}).items()}
+        params |= {f"e_{name}": writes.event[name] for name in _EVENT_COLUMNS}
+        for n, row in enumerate(writes.outbox):
+            params |= {f"o{n}_{name}": row[name] for name in _OUTBOX_COLUMNS}
+        for n, row in enumerate(writes.timers):
+            params |= {f"t{n}_{name}": row[name] for name in _TIMER_COLUMNS}
+        if cancel == "names":
+            params["c_names"] = sorted(writes.cancel)
+        if writes.command is not None:
+            params |= {f"k_{name}": writes.command[name] for name in _COMMAND_COLUMNS}
+        updated = connection.execute(statement, params).scalar_one()
+        if writes.update is not None and updated != 1:
+            raise ConcurrencyError(
+                f"dossier {writes.dossier_id} changed since version {writes.expected}; "
+                "retry the command"
+            )
+
     # -- commands, outbox and timers ---------------------------------------------------------
 
     def recorded_command(self, connection: Connection, command_id: str) -> Row[Any] | None:
         """A command seen before, with its fingerprint and outcome."""
         return connection.execute(_COMMAND, {"b_id": command_id}).first()
-
-    def record_command(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
-        """Remember a successful command's outcome under its id."""
-        connection.execute(_INSERT_COMMAND, row)
 
     def add_outbox(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Queue effects for the outbox worker."""
@@ -635,6 +715,94 @@ class Store:
         )
 
 
+@attrs.define
+class Writes:
+    """What a command writes after its read (see `Store.write`)."""
+
+    dossier_id: str
+    update: dict[str, Any] | None = None
+    """The dossier's changed columns; ``None`` for a new dossier, inserted before."""
+    expected: int = 0
+    """The version the update expects the dossier at."""
+    event: Mapping[str, Any] = attrs.field(factory=dict)
+    cancel: set[str] = attrs.field(factory=set)
+    """Names of the dossier's timers to deactivate (``"*"``: all)."""
+    outbox: list[Mapping[str, Any]] = attrs.field(factory=list)
+    timers: list[Mapping[str, Any]] = attrs.field(factory=list)
+    command: Mapping[str, Any] | None = None
+
+
+class _Shape(NamedTuple):
+    """What a folded statement writes: one statement is built (and cached) per shape."""
+
+    update: tuple[str, ...] | None
+    outbox: int
+    timers: int
+    cancel: str | None
+    command: bool
+
+
+_EVENT_COLUMNS = ("dossier_id", "version", "trigger", "at", "body", "mac")
+_OUTBOX_COLUMNS = (
+    "key",
+    "dossier_id",
+    "kind",
+    "data",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+)
+_TIMER_COLUMNS = ("dossier_id", "name", "trigger", "due_at", "active")
+_COMMAND_COLUMNS = ("id", "dossier_id", "fingerprint", "version", "outcome", "created_at")
+
+
+def _fold(shape: _Shape) -> sa.Select[Any]:
+    """PostgreSQL: a command's writes as one statement of data-modifying CTEs.
+
+    The main query counts the dossier rows the compare-and-set updated; when it is not one,
+    the caller raises and the transaction (with whatever the other parts wrote) rolls back.
+    """
+
+    def values(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
+        return {name: sa.bindparam(f"{prefix}_{name}", type_=table.c[name].type) for name in names}
+
+    # A part per row: SQLAlchemy caches the compiled form of single-row inserts only.
+    parts = [events.insert().values(values(events, "e", _EVENT_COLUMNS)).cte("e")]
+    parts += [
+        outbox.insert().values(values(outbox, f"o{n}", _OUTBOX_COLUMNS)).cte(f"o{n}")
+        for n in range(shape.outbox)
+    ]
+    parts += [
+        timers.insert().values(values(timers, f"t{n}", _TIMER_COLUMNS)).cte(f"t{n}")
+        for n in range(shape.timers)
+    ]
+    if shape.cancel is not None:
+        # Cancelled before any new timer of the same name is set: a statement's parts all
+        # see the table as it was before the statement.
+        cancelled = timers.update().where(
+            timers.c.dossier_id == sa.bindparam("b_id"), timers.c.active.is_(True)
+        )
+        if shape.cancel == "names":
+            names = sa.bindparam("c_names", type_=postgresql.ARRAY(timers.c.name.type))
+            cancelled = cancelled.where(timers.c.name == sa.any_(names))
+        parts.append(cancelled.values(active=False).cte("c"))
+    if shape.command:
+        parts.append(commands.insert().values(values(commands, "k", _COMMAND_COLUMNS)).cte("k"))
+    if shape.update is None:
+        return sa.select(sa.literal(1)).add_cte(*parts)
+    updated = (
+        dossiers.update()
+        .where(
+            dossiers.c.id == sa.bindparam("b_id"), dossiers.c.version == sa.bindparam("b_expected")
+        )
+        .values(values(dossiers, "d", shape.update))
+        .returning(dossiers.c.id)
+        .cte("d")
+    )
+    return sa.select(sa.func.count()).select_from(updated).add_cte(*parts)
+
+
 # Statements of the command path, built once: building and hashing a new SQLAlchemy statement
 # on every call cost more than executing it.
 _DOSSIER_BY_ID = sa.select(dossiers).where(dossiers.c.id == sa.bindparam("ref"))
@@ -645,8 +813,26 @@ _UPDATE_DOSSIER = dossiers.update().where(
     dossiers.c.version == sa.bindparam("b_expected"),
 )
 _CHAIN_HEAD = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
-_CHAIN_HEAD_LOCKED = _CHAIN_HEAD.with_for_update()
-_CHAIN_HEAD_SKIP_LOCKED = _CHAIN_HEAD.with_for_update(skip_locked=True)
+_CLAIM = (
+    "SELECT h.seq, h.mac, e.id, e.mac AS event_mac FROM chain_head AS h "
+    "LEFT JOIN LATERAL (SELECT id, mac FROM events WHERE seq IS NULL ORDER BY id "
+    "LIMIT :b_limit) AS e ON true WHERE h.id = 1 FOR UPDATE OF h"
+)
+_CLAIM_WAITING = sa.text(_CLAIM)
+"""PostgreSQL: lock the chain head and read a batch of unsealed events, in one statement."""
+_CLAIM_SKIPPING = sa.text(
+    _CLAIM.replace(
+        "SELECT h.seq,",
+        "SELECT set_config('synchronous_commit', 'off', true) AS lazy, h.seq,",
+    )
+    + " SKIP LOCKED"
+)
+"""The same for an opportunistic sealer, whose commit then does not wait for the disk.
+
+Sealing is derived from durable events and redone if lost: a server crash can undo the
+newest such batches (their events are sealed again, perhaps in another order), never a
+checkpoint, whose waiting sealer commits durably and so flushes every batch before it.
+"""
 _HEAD_AND_BACKLOG = sa.select(
     chain_head.c.seq,
     chain_head.c.mac,
@@ -668,11 +854,13 @@ _SEAL_ONE = (
     .values(seq=sa.bindparam("b_seq"), chain_mac=sa.bindparam("b_mac"))
 )
 _SEAL_MANY = sa.text(
-    "UPDATE events SET seq = v.seq, chain_mac = v.mac "
+    "WITH sealed AS (UPDATE events SET seq = v.seq, chain_mac = v.mac "
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:macs AS text[])) "
-    "AS v(id, seq, mac) WHERE events.id = v.id AND events.seq IS NULL"
+    "AS v(id, seq, mac) WHERE events.id = v.id AND events.seq IS NULL RETURNING 1), "
+    "moved AS (UPDATE chain_head SET seq = :b_seq, mac = :b_mac WHERE id = 1) "
+    "SELECT count(*) FROM sealed"
 )
-"""PostgreSQL: a batch of seals in one statement (one round trip, an exact row count)."""
+"""PostgreSQL: a batch of seals and the head moved, in one statement; counts what it sealed."""
 _INSERT_EVENT = events.insert()
 _MOVE_HEAD = (
     chain_head.update()
