@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,12 +42,27 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def engine(db: Database, catalog: Catalog, clock: FrozenClock) -> Iterator[Engine]:
-    """An engine whose statements give up after 3 s: a command waiting for a lock fails."""
-    options = {"catalog": catalog, "clock": clock, "config": Config(statement_timeout_ms=3000)}
-    engine = Engine.open(db.url, **db.options(options))
-    yield engine
-    engine.close()
+def opened(db: Database, catalog: Catalog, clock: FrozenClock) -> Iterator[Callable[..., Engine]]:
+    """Open engines whose statements give up after 3 s: a command waiting for a lock fails."""
+    engines: list[Engine] = []
+
+    def open_engine(**settings: Any) -> Engine:
+        config = Config(statement_timeout_ms=3000, **settings)
+        engine = Engine.open(
+            db.url, **db.options({"catalog": catalog, "clock": clock, "config": config})
+        )
+        engines.append(engine)
+        return engine
+
+    yield open_engine
+    for engine in engines:
+        engine.close()
+
+
+@pytest.fixture
+def engine(opened: Callable[..., Engine]) -> Engine:
+    """An engine that seals after each command (when no other sealer holds the head)."""
+    return opened(seal_interval_ms=0)
 
 
 def receive(engine: Engine) -> str:
@@ -195,6 +212,34 @@ class TestUnsealed:
         assert seqs(db)[-1] is None
         assert engine.tick(START) == []
         assert seqs(db) == list(range(1, 9))
+
+    @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+    def test_a_busy_engine_seals_once_per_interval(
+        self, opened: Callable[..., Engine], db: Database
+    ) -> None:
+        """Within ``seal_interval_ms`` of its last sealing an engine's commands leave theirs."""
+        engine = opened(seal_interval_ms=60_000)
+        a = receive(engine)
+        assert seqs(db) == [1]
+        assign(engine, a, "cv-1")
+        assign(engine, a, "cv-2")
+        assert seqs(db) == [1, None, None]
+        assert engine.verify_history(a) == 3
+        assert engine.checkpoint().seq == 3
+        assert seqs(db) == [1, 2, 3]
+
+    @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+    def test_once_the_interval_has_passed_a_command_seals_the_backlog(
+        self, opened: Callable[..., Engine], db: Database
+    ) -> None:
+        """The first command after the interval seals every event waiting, its own included."""
+        engine = opened(seal_interval_ms=200)
+        a = receive(engine)
+        assign(engine, a, "cv-1")
+        assert seqs(db) == [1, None]
+        time.sleep(0.25)
+        assign(engine, a, "cv-2")
+        assert seqs(db) == [1, 2, 3]
 
     @pytest.mark.usefixtures("two")
     def test_batch_must_be_positive(self, engine: Engine) -> None:
