@@ -280,6 +280,32 @@ class TestBadServers:
             _check_server_version(version)
 
 
+class TestCommandPath:
+    def test_a_command_is_a_read_and_one_write_statement_compiled_once(self, opened: Any) -> None:
+        """Round trips are the cost on a server: a reassign sends two statements, both cached.
+
+        (With no sealing due: the engine sealed moments ago.)
+        """
+        engine = opened(seal_interval_ms=60_000)
+        dossier = started(engine)
+        assign(engine, dossier, "warm-up")
+        sent: list[tuple[str, bool]] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *rest: Any) -> None:
+            context = rest[1]
+            sent.append(
+                (statement.split(maxsplit=1)[0], context.cache_hit == context.dialect.CACHE_HIT)
+            )
+
+        sa.event.listen(engine.store.engine, "after_cursor_execute", record)
+        try:
+            for number in range(3):
+                assign(engine, dossier, f"cv-{number}")
+        finally:
+            sa.event.remove(engine.store.engine, "after_cursor_execute", record)
+        assert sent == [("SELECT", True), ("WITH", True)] * 3
+
+
 class TestSweeperClaims:
     def test_a_timer_another_sweeper_holds_is_skipped_not_waited_for(
         self, opened: Any, admin: Database
