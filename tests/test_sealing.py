@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,13 +18,14 @@ from dvcflow import (
     ApplicantType,
     Catalog,
     Channel,
+    Checkpoint,
     Config,
     Engine,
     FrozenClock,
     InvalidValueError,
     TamperedHistoryError,
 )
-from dvcflow._history import GENESIS, verify_chain
+from dvcflow._history import GENESIS, chain_mac, verify_chain
 from pg import Database
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -240,6 +242,59 @@ class TestUnsealed:
         time.sleep(0.25)
         assign(engine, a, "cv-2")
         assert seqs(db) == [1, 2, 3]
+
+    @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+    def test_a_checkpoint_waiting_for_another_sealer_finds_its_work_done(
+        self, engine: Engine, two: tuple[str, str], db: Database
+    ) -> None:
+        """Another sealer seals the backlog while a checkpoint waits for the head: no conflict.
+
+        The waiting sealer reads the unsealed events only once it has the head, so it sees
+        them sealed and reports the other's head.
+        """
+        a, b = two
+        with head_held(db):
+            assign(engine, a, "cv-8")
+            assign(engine, b, "cv-8")
+        key = db.key()
+        with db.engine.connect() as other:
+            ((seq, mac),) = other.exec_driver_sql(
+                "SELECT seq, mac FROM chain_head WHERE id = 1 FOR UPDATE"
+            ).all()
+            waiting: list[Checkpoint | BaseException] = []
+
+            def checkpoint() -> None:
+                try:
+                    waiting.append(engine.checkpoint())
+                except BaseException as exc:  # noqa: BLE001 - reported by the test
+                    waiting.append(exc)
+
+            thread = threading.Thread(target=checkpoint)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not db.rows(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ):
+                assert time.monotonic() < deadline, "the checkpoint never waited for the head"
+                time.sleep(0.01)
+            pending = other.exec_driver_sql(
+                "SELECT id, mac FROM events WHERE seq IS NULL ORDER BY id"
+            ).all()
+            for event_id, event_mac in pending:
+                seq, mac = seq + 1, chain_mac(key, seq + 1, event_mac, mac)
+                other.exec_driver_sql(
+                    "UPDATE events SET seq = %s, chain_mac = %s WHERE id = %s",
+                    (seq, mac, event_id),
+                )
+            other.exec_driver_sql(
+                "UPDATE chain_head SET seq = %s, mac = %s WHERE id = 1", (seq, mac)
+            )
+            other.commit()
+            thread.join(timeout=10)
+        assert len(pending) == 2
+        assert waiting == [Checkpoint(9, mac)]
+        assert engine.verify_history(a, checkpoint=waiting[0]) == 5
 
     @pytest.mark.usefixtures("two")
     def test_batch_must_be_positive(self, engine: Engine) -> None:

@@ -466,15 +466,18 @@ class Store:
             ``SKIP LOCKED``): an opportunistic sealer leaves the work to that one. On SQLite
             the transaction's writer lock is the lock.
         """
-        if self.dialect == "sqlite":
-            top = connection.execute(_CHAIN_HEAD).one()
+        if self.dialect == "sqlite" or wait:
+            # The events are read after the lock is had, in a snapshot of their own: a sealer
+            # waited for has committed, and what it sealed is seen sealed.
+            query = _CHAIN_HEAD if self.dialect == "sqlite" else _CHAIN_HEAD_LOCKED
+            top = connection.execute(query).one()
             pending = connection.execute(_UNSEALED, {"b_limit": limit})
             return (int(top.seq), str(top.mac)), [(int(r.id), str(r.mac)) for r in pending]
-        # One round trip. The events are read in the statement's snapshot, which can predate
-        # the commit of a sealer whose lock this one then took: seal_events refuses an event
-        # sealed meanwhile, so such a batch rolls back instead of numbering an event twice.
-        query = _CLAIM_WAITING if wait else _CLAIM_SKIPPING
-        rows = connection.execute(query, {"b_limit": limit}).all()
+        # One round trip. The events are read in the statement's snapshot, which can (rarely,
+        # when a sealer commits as the statement starts) predate a sealing whose head this
+        # one then locks: seal_events refuses an event sealed meanwhile, so such a batch rolls
+        # back instead of numbering an event twice, and the opportunistic sealer gives up.
+        rows = connection.execute(_CLAIM_SKIPPING, {"b_limit": limit}).all()
         if not rows:
             return None
         head = (int(rows[0].seq), str(rows[0].mac))
@@ -813,21 +816,15 @@ _UPDATE_DOSSIER = dossiers.update().where(
     dossiers.c.version == sa.bindparam("b_expected"),
 )
 _CHAIN_HEAD = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
-_CLAIM = (
-    "SELECT h.seq, h.mac, e.id, e.mac AS event_mac FROM chain_head AS h "
-    "LEFT JOIN LATERAL (SELECT id, mac FROM events WHERE seq IS NULL ORDER BY id "
-    "LIMIT :b_limit) AS e ON true WHERE h.id = 1 FOR UPDATE OF h"
-)
-_CLAIM_WAITING = sa.text(_CLAIM)
-"""PostgreSQL: lock the chain head and read a batch of unsealed events, in one statement."""
+_CHAIN_HEAD_LOCKED = _CHAIN_HEAD.with_for_update()
 _CLAIM_SKIPPING = sa.text(
-    _CLAIM.replace(
-        "SELECT h.seq,",
-        "SELECT set_config('synchronous_commit', 'off', true) AS lazy, h.seq,",
-    )
-    + " SKIP LOCKED"
+    "SELECT set_config('synchronous_commit', 'off', true) AS lazy, h.seq, h.mac, e.id, "
+    "e.mac AS event_mac FROM chain_head AS h LEFT JOIN LATERAL (SELECT id, mac FROM events "
+    "WHERE seq IS NULL ORDER BY id LIMIT :b_limit) AS e ON true WHERE h.id = 1 "
+    "FOR UPDATE OF h SKIP LOCKED"
 )
-"""The same for an opportunistic sealer, whose commit then does not wait for the disk.
+"""PostgreSQL, an opportunistic sealer: lock the head unless another sealer holds it, read a
+batch of unsealed events, in one statement; and commit without waiting for the disk.
 
 Sealing is derived from durable events and redone if lost: a server crash can undo the
 newest such batches (their events are sealed again, perhaps in another order), never a
