@@ -6,9 +6,10 @@ first (by their id, which grows in insertion order) and chains each one:
 ``chain_mac = HMAC(key, previous chain_mac + seq + mac)``. Only sealers contend for the head.
 
 Sealing runs opportunistically after a command commits (passing over a head another sealer
-holds, so a command never waits for it), in `Engine.tick`, in `Engine.checkpoint` and in
-`Engine.seal`. On SQLite the writer lock orders commands anyway: a command seals its own event
-in its transaction, which costs no more than the unsealed write would.
+holds, so a command never waits for it; at most once per ``seal_interval_ms`` per engine), in
+`Engine.tick`, in `Engine.checkpoint` and in `Engine.seal`. On SQLite the writer lock orders
+commands anyway: a command seals its own event in its transaction, which costs no more than
+the unsealed write would.
 """
 
 from __future__ import annotations
