@@ -125,7 +125,7 @@ class TestDefaults:
         assert config.statement_timeout_ms is None
         assert config.pool_size is None
         assert config.history_key_env is None
-        assert config.seal_interval_ms == 10
+        assert config.seal_interval_ms == 50
         assert config.history_key({"DVCFLOW_HISTORY_KEY": KEY.hex()}) is None
         assert config.calendar.office_hours == OfficeHours()
         assert config.calendar.overrides == ()

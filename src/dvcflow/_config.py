@@ -143,7 +143,7 @@ class Config:
     )
     pool_size: int | None = attrs.field(default=None, validator=_integer_at_least(1, optional=True))
     history_key_env: str | None = attrs.field(default=None, validator=_check_key_env)
-    seal_interval_ms: int = attrs.field(default=10, validator=_integer_at_least(0))
+    seal_interval_ms: int = attrs.field(default=50, validator=_integer_at_least(0))
     calendar: WorkingCalendar = attrs.field(
         factory=WorkingCalendar, validator=_check_calendar, eq=_calendar_key
     )
@@ -437,7 +437,7 @@ def _read_config(root: Node, base: Path) -> Config:
     }
     history = _section(root, "history", ("key_env", "seal_interval_ms"))
     values["history_key_env"] = _read_key_env(history)
-    values["seal_interval_ms"] = history.integer("seal_interval_ms", 10, minimum=0)
+    values["seal_interval_ms"] = history.integer("seal_interval_ms", 50, minimum=0)
     values["calendar"], values["agency_calendars"] = _read_calendars(root, files)
     packs_file = _section(root, "rule_packs", ("file",)).get("file")
     values["rule_packs"] = (
