@@ -383,13 +383,14 @@ class TestMigrate:
 
 class TestWorkerAndIncidents:
     @pytest.fixture
-    def config(self, tmp_path: Path) -> Path:
-        """Notifications to the fake back end, payments to a provider nobody configured."""
-        path = tmp_path / "dvcflow.toml"
-        path.write_text(
-            '[providers.fake]\ntype = "fake"\n\n[routing]\nnotification = "fake"\n',
-            encoding="utf-8",
-        )
+    def config(self, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """Notifications to the fake back end (and the history key on PostgreSQL)."""
+        path = tmp_path / "worker.toml"
+        text = '[providers.fake]\ntype = "fake"\n\n[routing]\nnotification = "fake"\n'
+        if db.dialect != "sqlite":
+            text += f'\n[history]\nkey_env = "{KEY_ENV}"\n'
+            monkeypatch.setenv(KEY_ENV, ENVIRON[KEY_ENV])
+        path.write_text(text, encoding="utf-8")
         return path
 
     def test_worker_once_delivers_and_exits(
@@ -407,27 +408,29 @@ class TestWorkerAndIncidents:
             "0 effects claimed: 0 done, 0 to retry, 0 incidents"
         )
 
-    def test_incidents_list_retry_skip(self, url: str, received: dict[str, str]) -> None:
+    def test_incidents_list_retry_skip(
+        self, target: tuple[str, ...], received: dict[str, str]
+    ) -> None:
         """Without a notification provider every effect is an incident; list, retry, skip."""
         del received
-        assert run("worker", "--db", url, "--once")[0] == EXIT_OK
-        code, listing = run("incidents", "list", "--db", url)
+        assert run("worker", *target, "--once")[0] == EXIT_OK
+        code, listing = run("incidents", "list", *target)
         rows = listing.splitlines()
         assert code == EXIT_OK
         assert rows[-1] == f"{len(rows) - 1} incidents"
         assert all("no notification provider is configured" in row for row in rows[:-1])
         first, second = (int(row.split()[0]) for row in rows[:2])
-        assert run("incidents", "retry", str(first), "--db", url, "--actor", "ops-1") == (
+        assert run("incidents", "retry", str(first), *target, "--actor", "ops-1") == (
             EXIT_OK,
             f"incident {first}: retried by ops-1\n",
         )
-        assert run("incidents", "skip", str(second), "--db", url)[0] == EXIT_INVALID
-        assert run("incidents", "skip", str(second), "--db", url, "--note", "sent by hand") == (
+        assert run("incidents", "skip", str(second), *target)[0] == EXIT_INVALID
+        assert run("incidents", "skip", str(second), *target, "--note", "sent by hand") == (
             EXIT_OK,
             f"incident {second}: skipped by cli-operator\n",
         )
-        assert run("incidents", "retry", "--db", url)[0] == EXIT_INVALID
-        remaining = run("incidents", "list", "--db", url)[1].splitlines()
+        assert run("incidents", "retry", *target)[0] == EXIT_INVALID
+        remaining = run("incidents", "list", *target)[1].splitlines()
         assert remaining[-1] == f"{len(rows) - 3} incidents"
-        everything = run("incidents", "list", "--all", "--db", url)[1].splitlines()
+        everything = run("incidents", "list", "--all", *target)[1].splitlines()
         assert everything[-1] == f"{len(rows) - 1} incidents"
