@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,6 @@ from dvcflow._values import Actor, Channel, DeliveryMethod
 from dvcflow.errors import CallbackError, DvcflowError, RefusedError
 from dvcflow.plugins.fake import FakeBackend
 from dvcflow.testing import _checks
-from dvcflow.testing._databases import CommitWatch, databases, snapshot
 from dvcflow.testing._payloads import (
     OWNER,
     command_payload,
@@ -41,6 +41,7 @@ from dvcflow.testing._payloads import (
     intake_values,
     pool,
 )
+from dvcflow.testing._rigs import CommitWatch, Rig, rig_for, snapshot
 from dvcflow.testing.strategies import starts
 
 __all__ = ["DossierMachine", "machine_for"]
@@ -132,7 +133,9 @@ class DossierMachine(RuleBasedStateMachine):
         self.clock = FrozenClock(dt.datetime(2025, 3, 3, 1, tzinfo=dt.UTC))
         """The engine's clock: frozen; rules move it (``clock.advance``)."""
         self.fakes = FakeBackend()
-        """The in-memory back ends: payments, messages, deliveries, files they were given."""
+        """The in-memory back ends: payments, messages, deliveries, files they were given.
+
+        Both are the engine's own once the initialize rule has run (``open``)."""
         self.snapshot: DossierSnapshot | None = None
         """The dossier as last read from the database; ``None`` before intake."""
         self.decisions: list[Decision] = []
@@ -141,7 +144,7 @@ class DossierMachine(RuleBasedStateMachine):
         """What each rule did, one line each: the trace a failure shrinks."""
         self._engine: Engine | None = None
         self._kernel: Kernel | None = None
-        self._location: str | None = None
+        self._rig: Rig | None = None
         self._pending: list[Decision] = []
         self._numbers = iter(range(1, 1_000_000))
         self._timeline: tuple[int, list[_checks.Step]] | None = None
@@ -151,6 +154,18 @@ class DossierMachine(RuleBasedStateMachine):
         self._watch: CommitWatch | None = None
         self._changes = 0
         self._seen: dict[str, int] = {}
+
+    @classmethod
+    def rule_names(cls) -> list[str]:
+        """The names of the machine's rules (initialize rules apart), as its traces show them.
+
+        A falsifying example prints one ``state.<rule>(...)`` line per step.
+        """
+        return sorted(
+            name
+            for name, value in inspect.getmembers(cls)
+            if getattr(value, "hypothesis_stateful_rule", None) is not None
+        )
 
     # -- the engine ---------------------------------------------------------------------------
 
@@ -186,42 +201,26 @@ class DossierMachine(RuleBasedStateMachine):
         return None if self.snapshot is None else self.snapshot.dossier
 
     def open(self, procedure: ProcedureSpec, start: dt.datetime) -> None:
-        """Open the example's engine on a fresh database, the clock at ``start``."""
-        self.clock.set(start)
-        engine, location = databases(self.store).open(
-            procedure,
-            config=self.config,
-            clock=self.clock,
-            environ=self.environ,
-            plugins=(self.fakes, *self.plugins),
+        """Start the example: the procedure's engine, its database emptied, the clock at ``start``.
+
+        The engine (one per procedure and store in a process) starts each example as a freshly
+        opened one would: nothing in its database but the published procedure versions.
+        """
+        rig = rig_for(
+            self.store, procedure, config=self.config, environ=self.environ, plugins=self.plugins
         )
-        self._engine, self._location = engine, location
-        self._watch = CommitWatch(engine)
-        kernel = engine.kernel(engine.current_version(procedure.code))
-        decide = kernel.decide
-
-        def recording(*args: Any, **kwargs: Any) -> Decision:  # noqa: ANN401 - decide's own
-            decision = decide(*args, **kwargs)
-            self._pending.append(decision)
-            return decision
-
-        # The engine decides through this kernel; keeping each decision it returns is what
-        # lets the checks compare the database with what was decided, command by command.
-        kernel.decide = recording  # type: ignore[method-assign]
-        self._kernel = kernel
+        rig.reset(start, self._pending)
+        self._rig = rig
+        self._engine, self._watch = rig.engine, rig.watch
+        self.clock, self.fakes = rig.clock, rig.fakes
+        self._kernel = rig.kernel(procedure.code)
         self.steps.append(f"open {procedure.code} (level {procedure.level.value}) at {start}")
 
     def teardown(self) -> None:
-        """Close the engine and remove the example's database."""
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
-        if self._location is not None:
-            databases(self.store).discard(self._location)
-            self._location = None
+        """Let the engine go (the next example empties its database)."""
+        if self._rig is not None:
+            self._rig.sink = None
+            self._rig = None
 
     def database(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table (for comparing the database before and after something)."""

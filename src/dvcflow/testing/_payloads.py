@@ -255,9 +255,14 @@ def _sample(field: FormFieldSpec) -> st.SearchStrategy[Any]:
             min_size=low,
             max_size=high,
         )
-    return text.filter(lambda value: not check_form([field], {field.name: value}))
+
+    def accepted(value: str) -> bool:
+        return not check_form([field], {field.name: value})
+
+    return text.filter(accepted)
 
 
+@functools.cache
 def form_values(procedure: ProcedureSpec) -> st.SearchStrategy[dict[str, Any]]:
     """Submission forms ``procedure`` accepts: every required field, some optional ones."""
 

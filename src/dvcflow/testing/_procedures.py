@@ -82,6 +82,13 @@ def _timings(level: Level) -> list[str]:
     return ["before_reception", "at_supplement", "before_return"]
 
 
+def _vnd(steps: int) -> int:
+    return steps * 5_000
+
+
+_AMOUNTS = st.integers(1, 40).map(_vnd)
+
+
 def _fee(draw: st.DrawFn, level: Level, channels: list[str], number: int) -> dict[str, Any]:
     kind = draw(st.sampled_from(["fee", "charge"]))
     fee: dict[str, Any] = {
@@ -89,7 +96,7 @@ def _fee(draw: st.DrawFn, level: Level, channels: list[str], number: int) -> dic
         "name": f"{'Phí' if kind == 'fee' else 'Lệ phí'} {number + 1}",
         "timing": draw(st.sampled_from(_timings(level))),
     }
-    amounts = st.integers(1, 40).map(lambda n: n * 5_000)
+    amounts = _AMOUNTS
     if draw(st.booleans()):
         fee["amount"] = draw(amounts)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
@@ -76,26 +77,42 @@ def starts() -> st.SearchStrategy[dt.datetime]:
 # -- identifiers ------------------------------------------------------------------------------
 
 
+def _citizen_id(province: int, century: int, year: int, serial: int) -> str:
+    return f"{province:03d}{century}{year:02d}{serial:06d}"
+
+
+def _ten_digits(number: int) -> str:
+    return f"{number:010d}"
+
+
+def _three_digits(number: int) -> str:
+    return f"{number:03d}"
+
+
+def _joined(parts: tuple[str, str]) -> str:
+    return "".join(parts)
+
+
+def _dashed(parts: tuple[str, str]) -> str:
+    return "-".join(parts)
+
+
+_CITIZEN_IDS = st.builds(
+    _citizen_id, st.integers(1, 96), st.integers(0, 3), st.integers(0, 99), st.integers(0, 999_999)
+)
+_HEAD = st.integers(0, 9_999_999_999).map(_ten_digits)
+_BRANCH = st.tuples(_HEAD, st.integers(1, 999).map(_three_digits))
+_TAX_CODES = st.one_of(_HEAD, _BRANCH.map(_joined), _BRANCH.map(_dashed))
+
+
 def citizen_ids() -> st.SearchStrategy[str]:
     """12-digit citizen ids (CCCD): province 001-096, century-and-sex digit, birth year, serial."""
-    return st.builds(
-        lambda province, century, year, serial: f"{province:03d}{century}{year:02d}{serial:06d}",
-        st.integers(1, 96),
-        st.integers(0, 3),
-        st.integers(0, 99),
-        st.integers(0, 999_999),
-    )
+    return _CITIZEN_IDS
 
 
 def tax_codes() -> st.SearchStrategy[str]:
     """Tax codes (mã số thuế): 10 digits, or 13 for a branch, written ``0101234567-001`` or not."""
-    head = st.integers(0, 9_999_999_999).map(lambda n: f"{n:010d}")
-    branch = st.integers(1, 999).map(lambda n: f"{n:03d}")
-    return st.one_of(
-        head,
-        st.tuples(head, branch).map("".join),
-        st.tuples(head, branch).map("-".join),
-    )
+    return _TAX_CODES
 
 
 _MOBILE_PREFIXES = (
@@ -107,29 +124,41 @@ _MOBILE_PREFIXES = (
 )
 
 
+def _written(prefix: str, number: int, style: int) -> str:
+    digits = f"{prefix}{number:07d}"
+    if style == 1:
+        return "+84" + digits[1:]
+    if style == 2:
+        return f"{digits[:4]} {digits[4:7]} {digits[7:]}"
+    if style == 3:
+        return "84" + digits[1:]
+    return digits
+
+
+_MOBILES = st.builds(
+    _written, st.sampled_from(_MOBILE_PREFIXES), st.integers(0, 9_999_999), st.integers(0, 3)
+)
+
+
 def mobiles() -> st.SearchStrategy[str]:
     """Vietnamese mobile numbers as people type them: ``0912345678``, ``+84 912 345 678``, ..."""
+    return _MOBILES
 
-    def written(prefix: str, number: int, style: int) -> str:
-        digits = f"{prefix}{number:07d}"
-        if style == 1:
-            return "+84" + digits[1:]
-        if style == 2:
-            return f"{digits[:4]} {digits[4:7]} {digits[7:]}"
-        if style == 3:
-            return "84" + digits[1:]
-        return digits
 
-    return st.builds(
-        written, st.sampled_from(_MOBILE_PREFIXES), st.integers(0, 9_999_999), st.integers(0, 3)
-    )
+def _address(name: str, host: str) -> str:
+    return f"{name}@{host}"
+
+
+_EMAILS = st.builds(
+    _address,
+    st.from_regex(r"[a-z][a-z0-9._]{0,12}[a-z0-9]", fullmatch=True),
+    st.sampled_from(["example.vn", "gmail.com", "mail.gov.vn", "co.example.com.vn"]),
+)
 
 
 def emails() -> st.SearchStrategy[str]:
     """Plain email addresses on Vietnamese-looking domains."""
-    local = st.from_regex(r"[a-z][a-z0-9._]{0,12}[a-z0-9]", fullmatch=True)
-    domain = st.sampled_from(["example.vn", "gmail.com", "mail.gov.vn", "co.example.com.vn"])
-    return st.builds(lambda name, host: f"{name}@{host}", local, domain)
+    return _EMAILS
 
 
 _FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi")
@@ -151,6 +180,13 @@ def applicants(
             ``None``: either.
         vneid: whether a citizen's VNeID account is verified; ``None``: either.
     """
+    return _applicants(frozenset(kinds), contacts, vneid)
+
+
+@functools.cache
+def _applicants(
+    kinds: frozenset[ApplicantType], contacts: bool | None, vneid: bool | None
+) -> st.SearchStrategy[Applicant]:
     choices = sorted(set(kinds), key=lambda kind: kind.national_code)
     if not choices:
         msg = "applicants() needs at least one applicant type"
