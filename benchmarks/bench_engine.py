@@ -568,9 +568,8 @@ SA_BASE = "sqlalchemy/engine/base.py"
 BUILTIN = "~"
 STORE_SQL = {
     "dossier": "SELECT dossier WHERE id = ? OR code = ?",
+    "head_for_append": "SELECT the chain head (and whether events wait to be sealed)",
     "update_dossier": "UPDATE dossier WHERE id = ? AND version = ?",
-    "chain_head": "SELECT the database-wide chain head",
-    "last_mac": "SELECT the dossier's previous event MAC",
     "append_event": "INSERT event + UPDATE chain head",
     "add_outbox": "INSERT outbox",
 }
@@ -589,7 +588,7 @@ def _parts(profile: _Profile) -> list[tuple[str, float | None]]:
         *((f"Store.{name}: {sql}", at(STORE, name)) for name, sql in STORE_SQL.items()),
         (
             "canonical(): the event body's JSON",
-            profile.called_from((HISTORY, "canonical"), [(RECORDING, "_append")]),
+            profile.called_from((HISTORY, "canonical"), [(RECORDING, "_event_row")]),
         ),
         (
             "event_mac + chain_mac: two HMAC-SHA256",
@@ -753,8 +752,8 @@ def _grow(path: Path, template: str, total: int, batch: int = 20_000) -> list[st
     names = [column.name for column in dossiers.columns]
     at_id, at_code, at_data = (names.index(name) for name in ("id", "code", "data"))
     event_names = [column.name for column in events.columns]
-    at_seq, at_dossier, at_body = (
-        event_names.index(name) for name in ("seq", "dossier_id", "body")
+    at_event, at_seq, at_dossier, at_body = (
+        event_names.index(name) for name in ("id", "seq", "dossier_id", "body")
     )
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.connect() as connection:
@@ -783,7 +782,8 @@ def _grow(path: Path, template: str, total: int, batch: int = 20_000) -> list[st
                 for event in history:
                     seq += 1
                     body = event[at_body]
-                    event[at_seq], event[at_dossier] = seq, copy
+                    # A NULL id: SQLite numbers the row (the id is its rowid).
+                    event[at_event], event[at_seq], event[at_dossier] = None, seq, copy
                     event[at_body] = body.replace(template, copy)
                     chain.append(tuple(event))
                     event[at_body] = body

@@ -33,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from bench_engine import ENVIRON, EXAMPLE, KEY_ENV, START, _to_processing  # noqa: E402
 
 from dvcflow import Catalog, Config, Engine, FrozenClock, WorkerSettings  # noqa: E402
-from dvcflow._schema import outbox  # noqa: E402
+from dvcflow._schema import messages, outbox  # noqa: E402
 from dvcflow.plugins import FakeBackend  # noqa: E402
 from pg import Cluster, missing_reason  # noqa: E402
 
@@ -101,6 +101,8 @@ def _reset(url: str) -> int:
     database = sa.create_engine(url)
     try:
         with database.begin() as connection:
+            # A message recorded as sent is not sent again: start each run without them.
+            connection.execute(messages.delete())
             connection.execute(
                 outbox.update().values(
                     status="pending",
@@ -160,7 +162,8 @@ def _measure(url: str, batch: int, workers: int) -> Result:
             raise RuntimeError(msg)
     applied: Counter[str] = Counter()
     for _, keys in results:
-        applied.update(keys)
+        # A message's key is its effect's key and its channel.
+        applied.update({key.rsplit(":", 1)[0]: count for key, count in keys.items()})
     twice = [key for key, count in applied.items() if count > 1]
     if twice or len(applied) != total:
         msg = f"{len(twice)} effects applied twice, {total - len(applied)} never"

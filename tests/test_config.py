@@ -28,6 +28,7 @@ pool_size = 8
 
 [history]
 key_env = "DVCFLOW_HISTORY_KEY"
+seal_interval_ms = 25
 
 [calendar]
 office_hours = ["07:00-11:30", "13:30-17:00"]
@@ -124,6 +125,7 @@ class TestDefaults:
         assert config.statement_timeout_ms is None
         assert config.pool_size is None
         assert config.history_key_env is None
+        assert config.seal_interval_ms == 50
         assert config.history_key({"DVCFLOW_HISTORY_KEY": KEY.hex()}) is None
         assert config.calendar.office_hours == OfficeHours()
         assert config.calendar.overrides == ()
@@ -170,6 +172,7 @@ class TestDefaults:
             ({"busy_timeout_ms": True}, "busy_timeout_ms: must be an integer, got True"),
             ({"pool_size": 0}, "pool_size: must be >= 1, got 0"),
             ({"statement_timeout_ms": -5}, "statement_timeout_ms: must be >= 0, got -5"),
+            ({"seal_interval_ms": -1}, "seal_interval_ms: must be >= 0, got -1"),
             ({"history_key_env": "lower case"}, "history_key_env: must be the name of an"),
             ({"calendar": "default"}, "calendar: must be a WorkingCalendar"),
             ({"history_key_env": 5}, "history_key_env: must be a string, got int"),
@@ -193,6 +196,7 @@ class TestFullFile:
         assert config.statement_timeout_ms == 30000
         assert config.pool_size == 8
         assert config.history_key_env == "DVCFLOW_HISTORY_KEY"
+        assert config.seal_interval_ms == 25
         assert config.codes == CodeFormat("{agency}/{date:%Y%m}/{seq:05d}", CodePeriod.MONTH)
         assert list(config.agency_calendars) == ["G09.20"]
 
@@ -221,7 +225,7 @@ class TestFullFile:
         """`from_data` with the same tables and base folder equals `load`."""
         data = {
             "database": {"busy_timeout_ms": 2500, "statement_timeout_ms": 30000, "pool_size": 8},
-            "history": {"key_env": "DVCFLOW_HISTORY_KEY"},
+            "history": {"key_env": "DVCFLOW_HISTORY_KEY", "seal_interval_ms": 25},
             "calendar": {
                 "office_hours": ["07:00-11:30", "13:30-17:00"],
                 "overrides": ["calendar/2027.toml"],
@@ -348,6 +352,11 @@ BAD_FILES = [
             "CONFIG: database.pool_size: must be >= 1",
         ],
         id="negative-timeouts",
+    ),
+    pytest.param(
+        "[history]\nseal_interval_ms = -10\n",
+        ["CONFIG: history.seal_interval_ms: must be >= 0"],
+        id="negative-seal-interval",
     ),
     pytest.param(
         '[calendar]\noffice_hours = ["07:00-11:30", "17:00-13:30"]\n',
@@ -624,7 +633,7 @@ class TestBadInput:
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "": ("calendar", "codes", "database", "history", "rule_packs"),
     "database": ("busy_timeout_ms", "pool_size", "statement_timeout_ms"),
-    "history": ("key_env",),
+    "history": ("key_env", "seal_interval_ms"),
     "calendar": ("agencies", "office_hours", "overrides"),
     'calendar.agencies."G09.20"': ("office_hours", "overrides"),
     "rule_packs": ("file",),

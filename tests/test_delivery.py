@@ -13,6 +13,7 @@ from dvcflow import (
     Actor,
     Applicant,
     ApplicantType,
+    BackendError,
     CallbackError,
     Catalog,
     Config,
@@ -334,3 +335,31 @@ class TestCollection:
         site.worker.drain()
         (reminder,) = [m for m in site.fake.messages if m.event == "result_unclaimed"]
         assert reminder.channel.value == "sms"
+
+
+class TestDefaultStore:
+    def test_an_embedded_database_keeps_files_beside_it(
+        self, db: Database, delivery_catalog: Catalog
+    ):
+        """Without a storage provider, SQLite stores files in a folder beside the database."""
+        config = {"providers": {"fake": {"type": "fake"}}, "routing": {"notification": "fake"}}
+        site = Site(db, delivery_catalog, config)
+        try:
+            d = site.engine.submit(
+                "2.001610",
+                applicant=AN,
+                actor=Actor.citizen("citizen-1"),
+                documents=["application"],
+                delivery=DeliveryMethod.ELECTRONIC,
+            )
+            if db.path is None:
+                with pytest.raises(BackendError, match=r"\[routing\] storage"):
+                    site.engine.results.attach(d.id, PDF, media_type="application/pdf", name="a")
+                return
+            record = site.engine.results.attach(d.id, PDF, media_type="application/pdf", name="a")
+            folder = db.path.with_name(db.path.name + ".files")
+            stored = folder / "sha256" / record.digest[7:9] / record.digest[9:]
+            assert stored.read_bytes() == PDF
+            assert site.engine.results.content(d.id, record.digest) == PDF
+        finally:
+            site.engine.close()

@@ -476,10 +476,14 @@ class TestHistory:
         snapshot = to_processing(engine, clock)
         clock.advance(HALF_HOUR)
         snapshot = engine.fire(snapshot.id, "assign", actor=HEAD, payload={"specialist": "cv-2"})
+        # On PostgreSQL the newest events may wait for a sealer to get their seq.
+        engine.seal()
         history = engine.history(snapshot.code or "")
         assert [event.version for event in history] == [1, 2, 3]
         assert [event.trigger for event in history] == ["receive", "start", "assign"]
-        assert [event.seq for event in history] == sorted(event.seq for event in history)
+        seqs = [event.seq for event in history]
+        assert None not in seqs
+        assert seqs == sorted(seqs)
         assert [(e.source, e.target) for e in history] == [
             ("initial", "received"),
             ("received", "processing"),
@@ -1297,6 +1301,48 @@ class TestRaces:
             assert engine.verify_history(processing.id) == 17
         finally:
             engine.close()
+
+    @pytest.mark.parametrize("timers", [False, True])
+    def test_a_dossier_moved_after_the_read_is_a_concurrency_error_with_nothing_written(
+        self,
+        engine: Engine,
+        clock: FrozenClock,
+        db: Database,
+        monkeypatch: pytest.MonkeyPatch,
+        timers: bool,
+    ) -> None:
+        """The compare-and-set misses (no unique index involved): every other write is undone.
+
+        On PostgreSQL the writes are one statement, whose other parts run all the same.
+        """
+        processing = to_processing(engine, clock)
+        if timers:
+            # A supplement request cancels and sets timers and queues notifications.
+            processing = engine.fire(
+                processing.id, "request_supplement", actor=SPECIALIST, payload={"reason": "x"}
+            )
+        write = engine.store.write
+
+        def moved_first(connection: Any, writes: Any) -> None:
+            connection.exec_driver_sql(
+                "UPDATE dossiers SET version = version + 1 WHERE id = %s"
+                if db.dialect == "postgresql"
+                else "UPDATE dossiers SET version = version + 1 WHERE id = ?",
+                (processing.id,),
+            )
+            write(connection, writes)
+
+        monkeypatch.setattr(engine.store, "write", moved_first)
+        before = dump(db)
+        trigger, payload = (
+            ("supplement", {"documents": ["members_minutes"]})
+            if timers
+            else ("assign", {"specialist": "cv-2"})
+        )
+        actor = OFFICER if timers else HEAD
+        with pytest.raises(ConcurrencyError, match="changed since version"):
+            engine.fire(processing.id, trigger, actor=actor, payload=payload, command_id="c-1")
+        assert dump(db) == before
 
     def test_unique_index_collision_is_a_concurrency_error_with_nothing_written(
         self, engine: Engine, clock: FrozenClock, db: Database

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dvcflow import Actor, Applicant, ApplicantType, Catalog, Channel, Engine, FrozenClock
+from dvcflow._history import GENESIS, verify_chain
 from pg import ENVIRON, KEY_ENV, Database
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
@@ -72,6 +73,10 @@ try:
     if not args.get("fresh"):
         wait_for_the_others()
     result = []
+    seal = args.get("seal")
+    if seal:
+        # Every process seals the backlog at the same moment, a few events per transaction.
+        retry(lambda: engine.seal(batch=seal), attempts=40, backoff=0.002)
     if mode == "fire":
         head = Actor.staff("head-1", roles={"department_head"}, agency=agency)
         for number in range(args["count"]):
@@ -95,6 +100,8 @@ try:
                     continue
                 # The repeat also waits for SQLite's writer lock: under load it may need a retry.
                 again = retry(assign, attempts=40, backoff=0.002)
+                if seal:
+                    retry(lambda: engine.seal(batch=seal), attempts=40, backoff=0.002)
                 result.append(
                     {
                         "command": command,
@@ -283,6 +290,55 @@ class TestConcurrentCommands:
                 assert engine.verify_history(snapshot.id, checkpoint=checkpoint) == 1
         finally:
             engine.close()
+
+
+class TestConcurrentSealing:
+    @staticmethod
+    def backlog(engine: Engine, db: Database) -> list[str]:
+        """Three dossiers whose 9 events all wait to be sealed.
+
+        On PostgreSQL they are made while another session holds the chain head, so commands
+        leave them unsealed; on SQLite, where commands seal their own events, they are
+        unsealed afterwards, the state a backlog would leave.
+        """
+        with db.engine.connect() as holder:
+            if db.dialect == "postgresql":
+                holder.exec_driver_sql("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")
+            dossiers = [receive(engine) for _ in range(3)]
+            for dossier in dossiers:
+                engine.fire(dossier, "start", actor=HEAD, payload={"specialist": "first"})
+                engine.fire(dossier, "assign", actor=HEAD, payload={"specialist": "second"})
+            holder.rollback()
+        if db.dialect == "sqlite":
+            db.execute(
+                "UPDATE events SET seq = NULL, chain_mac = NULL",
+                ("UPDATE chain_head SET seq = 0, mac = ?", (GENESIS,)),
+            )
+        assert db.rows("SELECT count(*) FROM events WHERE seq IS NULL") == [(9,)]
+        return dossiers
+
+    def test_each_event_is_sealed_once_and_the_numbers_have_no_gaps(
+        self, engine: Engine, db: Database, tmp_path: Path
+    ) -> None:
+        """4 processes seal a backlog at once, then command and seal in turns: 1..N, one chain."""
+        dossiers = self.backlog(engine, db)
+        outputs = launch(tmp_path, db, "fire", 4, dossiers=dossiers, count=5, seal=2)
+        done = [item for output in outputs for item in output]
+        assert [item for item in done if "error" in item] == []
+        assert len(done) == 60
+        ((total,),) = db.rows("SELECT count(*) FROM events")
+        assert total == 9 + 60
+        assert db.rows("SELECT count(*) FROM events WHERE seq IS NULL OR chain_mac IS NULL") == [
+            (0,)
+        ]
+        numbers = [seq for (seq,) in db.rows("SELECT seq FROM events ORDER BY seq")]
+        assert numbers == list(range(1, total + 1))
+        checkpoint = engine.checkpoint()
+        assert checkpoint.seq == total
+        with engine.store.connect() as connection:
+            assert verify_chain(db.key(), engine.store.events_from(connection, 1)) == checkpoint
+        for dossier in dossiers:
+            assert engine.verify_history(dossier, checkpoint=checkpoint) == 3 + 20
 
 
 class TestConcurrentTick:

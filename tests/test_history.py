@@ -21,6 +21,7 @@ from dvcflow import (
     Catalog,
     Channel,
     Checkpoint,
+    Config,
     DeliveryMethod,
     Dossier,
     Engine,
@@ -111,8 +112,13 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def engine(db: Database, catalog: Catalog, clock: FrozenClock) -> Iterator[Engine]:
-    """An engine on a fresh database (SQLite file or PostgreSQL)."""
-    engine = Engine.open(db.url, **db.options({"catalog": catalog, "clock": clock}))
+    """An engine on a fresh database (SQLite file or PostgreSQL), sealing after each command.
+
+    So every event has its place in the database-wide chain when a test looks (on
+    PostgreSQL a busy engine seals at most every ``seal_interval_ms``: see test_sealing).
+    """
+    options = {"catalog": catalog, "clock": clock, "config": Config(seal_interval_ms=0)}
+    engine = Engine.open(db.url, **db.options(options))
     yield engine
     engine.close()
 

@@ -343,3 +343,32 @@ class TestMissingTemplate:
             assert incident.error == "no notification template for event 'no_such_event'"
         finally:
             site.engine.close()
+
+
+class TestEveryEventHasATemplate:
+    def test_every_event_the_code_notifies_has_a_template(self):
+        """Each event name the handlers and services notify has a built-in template."""
+        import ast  # noqa: PLC0415
+
+        source = Path(__file__).resolve().parents[1] / "src" / "dvcflow"
+        events: set[str] = set()
+        for module in ("_handlers.py", "_deliveries.py"):
+            tree = ast.parse((source / module).read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "_notify"
+                    and len(node.args) >= 2
+                    and isinstance(node.args[1], ast.Constant)
+                ):
+                    events.add(node.args[1].value)
+                if (
+                    isinstance(node, ast.keyword)
+                    and node.arg == "event"
+                    and isinstance(node.value, ast.Constant)
+                ):
+                    events.add(node.value.value)
+        assert len(events) > 15
+        missing = sorted(events - set(Templates.builtin().events()))
+        assert missing == []

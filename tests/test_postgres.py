@@ -240,6 +240,36 @@ class TestBadServers:
             Engine.open(pg_url, config=Config(history_key_env=KEY_ENV), environ=ENVIRON)
         assert admin.rows("SELECT count(*) FROM procedure_versions") == before
 
+    def test_the_real_servers_version_passes_the_check(self, opened: Any, admin: Database) -> None:
+        """The server the tests run on reports its version to the check, which lets it pass."""
+        engine = opened()
+        ((number,),) = admin.rows("SHOW server_version_num")
+        info = engine.store.engine.dialect.server_version_info
+        assert info is not None
+        assert info[0] == int(number) // 10000 >= MIN_POSTGRESQL
+        _check_server_version(info)
+
+    def test_a_server_reporting_an_older_version_is_refused_before_any_write(
+        self, pg_url: str, admin: Database
+    ) -> None:
+        """The real server made to answer version() as 13.16: refused by name, nothing written.
+
+        ``pg_catalog.version()`` is what SQLAlchemy asks; it is replaced in this test's
+        database only (a superuser may, with ``allow_system_table_mods``).
+        """
+        admin.execute(
+            "SET allow_system_table_mods = on",
+            "CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text LANGUAGE sql AS "
+            "$$ SELECT 'PostgreSQL 13.16 on x86_64-pc-linux-gnu, compiled by gcc' $$",
+        )
+        with pytest.raises(
+            StoreUnavailableError,
+            match=rf"PostgreSQL 13\.16 is older than the oldest supported, {MIN_POSTGRESQL}: "
+            "upgrade the server",
+        ):
+            Engine.open(pg_url, config=Config(history_key_env=KEY_ENV), environ=ENVIRON)
+        assert admin.tables() == []
+
     @pytest.mark.parametrize(("version", "refused"), [((13, 16), True), ((14, 0), False)])
     def test_server_older_than_supported_is_refused(self, version: Any, refused: bool) -> None:
         """The version check run before anything is written (the server's own version passes)."""
@@ -248,6 +278,32 @@ class TestBadServers:
                 _check_server_version(version)
         else:
             _check_server_version(version)
+
+
+class TestCommandPath:
+    def test_a_command_is_a_read_and_one_write_statement_compiled_once(self, opened: Any) -> None:
+        """Round trips are the cost on a server: a reassign sends two statements, both cached.
+
+        (With no sealing due: the engine sealed moments ago.)
+        """
+        engine = opened(seal_interval_ms=60_000)
+        dossier = started(engine)
+        assign(engine, dossier, "warm-up")
+        sent: list[tuple[str, bool]] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *rest: Any) -> None:
+            context = rest[1]
+            sent.append(
+                (statement.split(maxsplit=1)[0], context.cache_hit == context.dialect.CACHE_HIT)
+            )
+
+        sa.event.listen(engine.store.engine, "after_cursor_execute", record)
+        try:
+            for number in range(3):
+                assign(engine, dossier, f"cv-{number}")
+        finally:
+            sa.event.remove(engine.store.engine, "after_cursor_execute", record)
+        assert sent == [("SELECT", True), ("WITH", True)] * 3
 
 
 class TestSweeperClaims:

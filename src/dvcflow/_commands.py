@@ -79,7 +79,8 @@ def print_dossier(engine: Engine, ref: str, out: TextIO, *, checkpoint: str | No
             file=out,
         )
     print("  timeline:", file=out)
-    for event in engine.history(dossier.id):
+    history = engine.history(dossier.id)
+    for event in history:
         due = event.data.get("due_change") if isinstance(event.data, dict) else None
         moved = ""
         if isinstance(due, dict) and due.get("new") != due.get("old"):
@@ -100,6 +101,11 @@ def print_dossier(engine: Engine, ref: str, out: TextIO, *, checkpoint: str | No
             raise InvalidValueError("--checkpoint", str(exc)) from None
     verified = engine.verify_history(dossier.id, checkpoint=saved)
     against = f", and the chain up to checkpoint {saved.seq}" if saved else ""
+    unsealed = sum(event.seq is None for event in history)
+    if unsealed:
+        # Committed moments ago (PostgreSQL): verified in the dossier's chain, not yet numbered
+        # in the database-wide one.
+        against += f" ({unsealed} not sealed into the database-wide chain yet)"
     print(f"  history verified: {verified} events{against}", file=out)
 
 

@@ -159,6 +159,9 @@ class Config:
         pool_size: the database connection pool size; ``None`` keeps SQLAlchemy's default.
         history_key_env: the name of the environment variable holding the history key, or
             ``None`` when none is configured.
+        seal_interval_ms: on PostgreSQL, how long a process lets pass after sealing the
+            database-wide chain before a command of its own seals again (0: after every
+            command).
         calendar: the working calendar of agencies without one of their own.
         agency_calendars: per-agency working calendars, by agency code (read-only).
         rule_packs: the rule packs in force: the built-in ones, replaced or extended by file.
@@ -178,6 +181,7 @@ class Config:
     )
     pool_size: int | None = attrs.field(default=None, validator=_integer_at_least(1, optional=True))
     history_key_env: str | None = attrs.field(default=None, validator=_check_key_env)
+    seal_interval_ms: int = attrs.field(default=50, validator=_integer_at_least(0))
     calendar: WorkingCalendar = attrs.field(
         factory=WorkingCalendar, validator=_check_calendar, eq=_calendar_key
     )
@@ -479,8 +483,8 @@ def _read_calendars(root: Node, files: _Files) -> tuple[WorkingCalendar | None, 
     return calendar, agencies
 
 
-def _read_key_env(root: Node) -> str | None:
-    node = _section(root, "history", ("key_env",)).get("key_env")
+def _read_key_env(history: Node) -> str | None:
+    node = history.get("key_env")
     name = None if node is None else node.as_type(str)
     if node is None or name is None:
         return None
@@ -511,8 +515,10 @@ def _read_config(root: Node, base: Path) -> Config:
         "busy_timeout_ms": database.integer("busy_timeout_ms", 5000, minimum=0),
         "statement_timeout_ms": database.integer("statement_timeout_ms", None, minimum=0),
         "pool_size": database.integer("pool_size", None, minimum=1),
-        "history_key_env": _read_key_env(root),
     }
+    history = _section(root, "history", ("key_env", "seal_interval_ms"))
+    values["history_key_env"] = _read_key_env(history)
+    values["seal_interval_ms"] = history.integer("seal_interval_ms", 50, minimum=0)
     values["calendar"], values["agency_calendars"] = _read_calendars(root, files)
     packs_file = _section(root, "rule_packs", ("file",)).get("file")
     values["rule_packs"] = (

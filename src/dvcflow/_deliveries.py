@@ -25,15 +25,14 @@ from dvcflow._backends import CallbackReply, DeliveryRequest, DeliveryStatus, Fa
 from dvcflow._clock import to_utc
 from dvcflow._kernel import EffectKind
 from dvcflow._ledger import payment_reference
+from dvcflow._outbox_store import queued
 from dvcflow._snapshots import aware
 from dvcflow._values import DeliveryMethod
 from dvcflow.errors import (
     BackendError,
-    CallbackError,
     ConcurrencyError,
     NotFoundError,
     RefusedError,
-    SignatureError,
 )
 
 if TYPE_CHECKING:
@@ -303,34 +302,16 @@ class Deliveries:
         data: dict[str, Any] = {"event": event, "to": "officer", "status": status.value}
         if refusal is not None:
             data["reasons"] = list(refusal.reasons)
+        key = f"delivery:{delivery.reference}:{status.value}"
         self._store.add_outbox(
-            connection,
-            [
-                {
-                    "key": f"delivery:{delivery.reference}:{status.value}",
-                    "dossier_id": delivery.dossier_id,
-                    "kind": EffectKind.NOTIFY.value,
-                    "data": data,
-                    "created_at": at,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": at,
-                }
-            ],
+            connection, [queued(key, delivery.dossier_id, EffectKind.NOTIFY.value, data, at)]
         )
 
     def endpoint(self, provider: str) -> Callable[[bytes, Mapping[str, str]], CallbackReply]:
         """A courier report endpoint for the portal's web framework: 204 accepted, 400 not."""
-
-        def handle(body: bytes, headers: Mapping[str, str]) -> CallbackReply:
-            try:
-                self.callback(provider, body, headers)
-            except (SignatureError, CallbackError) as exc:
-                kind = exc.kind if isinstance(exc, CallbackError) else "bad_signature"
-                return CallbackReply(400, kind.encode(), {"content-type": "text/plain"})
-            return CallbackReply(204)
-
-        return handle
+        return self._engine.intake.endpoint(
+            lambda body, headers: self.callback(provider, body, headers)
+        )
 
     # -- collecting a dossier by post -----------------------------------------------------------
 

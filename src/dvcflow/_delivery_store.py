@@ -6,6 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from dvcflow._schema import (
@@ -23,6 +24,9 @@ __all__ = ["DeliveryStore"]
 class DeliveryStore:
     """Statements of the notification, delivery and file services."""
 
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
     # -- messages -------------------------------------------------------------------------------
 
     def message(
@@ -32,9 +36,27 @@ class DeliveryStore:
         where = messages.c.key == key if key is not None else messages.c.reference == reference
         return connection.execute(sa.select(messages).where(where)).first()
 
-    def insert_message(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
-        """Record a message about to be sent."""
-        connection.execute(messages.insert().values(**row))
+    def messages_by_key(self, connection: Connection, keys: Collection[str]) -> dict[str, Row[Any]]:
+        """The recorded messages among ``keys``, by key."""
+        if not keys:
+            return {}
+        rows = connection.execute(sa.select(messages).where(messages.c.key.in_(sorted(keys))))
+        return {row.key: row for row in rows}
+
+    def upsert_messages(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Record messages: new ones inserted, known ones (by key) brought up to date."""
+        if not rows:
+            return
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        statement = dialect.insert(messages)
+        changing = ("provider", "provider_ref", "status", "detail", "updated_at")
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[messages.c.key],
+                set_={name: statement.excluded[name] for name in changing},
+            ),
+            rows,
+        )
 
     def update_message(
         self,

@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from dvcflow._dossier import Dossier, load_dossier
 from dvcflow._history import (
     GENESIS,
     Checkpoint,
+    StoredEvent,
     canonical,
     chain_mac,
     keyed_digest,
@@ -36,10 +38,12 @@ from dvcflow._lifecycle import FINAL_STATES, NationalStatus
 from dvcflow._migration import MigrationPlan, apply_migration, plan_migration
 from dvcflow._notifications import Notifications
 from dvcflow._outbox import Outbox
+from dvcflow._outbox_store import queued
 from dvcflow._payments import Payments
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._recording import Recorder, plain
 from dvcflow._results import Results
+from dvcflow._sealing import BATCH, Sealer
 from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page, aware, history_event
 from dvcflow._store import Store, default_key_path, read_or_create_key
 from dvcflow._values import Actor, Applicant, Channel, DeliveryMethod
@@ -79,7 +83,6 @@ def retry(
         ConcurrencyError: when every attempt lost its race.
     """
     import random  # noqa: PLC0415 - only needed on a retry
-    import time  # noqa: PLC0415
 
     pause = sleep or time.sleep
     for attempt in range(1, attempts + 1):
@@ -112,7 +115,8 @@ class Engine:
         self.config = config
         self.clock = clock
         self._key = key
-        self.recorder = Recorder(store, key)
+        self.sealer = Sealer(store, key)
+        self.recorder = Recorder(store, key, self.sealer)
         self.backends = backends or Backends(
             providers=config.resolved_providers(), routing=config.routing, entry_points=False
         )
@@ -132,6 +136,7 @@ class Engine:
         self._kernels: dict[str, Kernel] = {}
         self._current: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._sealed_at = -float("inf")
 
     @classmethod
     def open(  # noqa: PLR0913 - the engine's parts, keyword-only
@@ -410,12 +415,20 @@ class Engine:
         before: Callable[[Connection], None] | None = None,
     ) -> DossierSnapshot:
         at = to_utc(now if now is not None else self.clock.now(), "now")
-        with self.store.transaction() as connection:
+        wrote: list[bool] = []
+
+        def seal(connection: Connection) -> None:
+            # Only after a command that wrote: a repeated one returns its outcome, nothing else.
+            if wrote:
+                self._seal_opportunistically(connection)
+
+        with self.store.transaction(then=seal) as connection:
             if before is not None:
                 # First: a timer another process fired is not reported fired again by the
                 # recorded outcome of its command.
                 before(connection)
             row = None if ref is None else self._row(connection, ref)
+            command = None
             if command_id is not None:
                 # By id, not by the reference given: the id and the code are one dossier.
                 target = f"new:{procedure}" if row is None else row.id
@@ -427,6 +440,7 @@ class Engine:
                             f"command {command_id!r} was used before for a different command",
                         )
                     return DossierSnapshot.from_data(seen.outcome)
+                command = {"id": command_id, "fingerprint": fingerprint}
             snapshot, source = self._decide(
                 connection,
                 row,
@@ -435,17 +449,9 @@ class Engine:
                 payload=payload,
                 now=at,
                 procedure=procedure,
+                command=command,
             )
-            if command_id is not None:
-                self.store.record_command(
-                    connection,
-                    id=command_id,
-                    dossier_id=snapshot.id,
-                    fingerprint=fingerprint,
-                    version=snapshot.version,
-                    outcome=snapshot.to_data(),
-                    created_at=at,
-                )
+            wrote.append(True)
         logger.info(
             "dvcflow command",
             extra={
@@ -493,6 +499,7 @@ class Engine:
         payload: Mapping[str, Any],
         now: dt.datetime,
         procedure: str | None,
+        command: Mapping[str, str] | None,
     ) -> tuple[DossierSnapshot, str]:
         """The command decided and written; with the state it left."""
         if row is None:
@@ -520,7 +527,7 @@ class Engine:
         )
         previous = GENESIS if row is None else row.last_mac
         snapshot = self.recorder.write(
-            connection, kernel, dossier, decision, now, previous_mac=previous
+            connection, kernel, dossier, decision, now, previous_mac=previous, command=command
         )
         return snapshot, decision.event.source
 
@@ -560,7 +567,7 @@ class Engine:
                 events.append(history_event(event.seq, json.loads(event.body)))
             except (ValueError, KeyError, TypeError):
                 msg = (
-                    f"dossier {row.id}: event {event.version} (seq {event.seq}) is not a "
+                    f"dossier {row.id}: {event.where} is not a "
                     "readable event; verify_history says what was done to it"
                 )
                 raise TamperedHistoryError(msg) from None
@@ -585,6 +592,10 @@ class Engine:
     def verify_history(self, dossier: str, *, checkpoint: Checkpoint | None = None) -> int:
         """Check the dossier's chain (and, given a saved checkpoint, the database-wide chain).
 
+        Each sealed event is also checked at its place in the database-wide chain. Events
+        not sealed yet (committed moments ago, on PostgreSQL) are verified in the dossier's
+        chain; `history` shows them with ``seq`` ``None`` and the count is logged.
+
         Returns:
             The number of the dossier's events verified.
 
@@ -595,20 +606,41 @@ class Engine:
             row = self._row(connection, dossier)
             stored = self.store.events_of(connection, row.id)
             verify_dossier(self._key, row.id, stored, row.version)
-            for event in stored:
-                previous = self.store.chain_mac_at(connection, event.seq - 1)
-                if previous is None or not hmac.compare_digest(
-                    chain_mac(self._key, event.seq, event.mac, previous),
-                    event.chain_mac,
-                ):
-                    msg = (
-                        f"dossier {row.id}: event {event.version} (seq {event.seq}) "
-                        "is not where the database-wide chain put it"
-                    )
-                    raise TamperedHistoryError(msg)
+            unsealed = self._verify_sealed(connection, row.id, stored)
             if checkpoint is not None:
                 self._verify_checkpoint(connection, checkpoint)
+        if unsealed:
+            logger.info("dvcflow unsealed events", extra={"dossier": row.id, "unsealed": unsealed})
         return len(stored)
+
+    def _verify_sealed(
+        self, connection: Connection, dossier_id: str, stored: Sequence[StoredEvent]
+    ) -> int:
+        """Check each sealed event's link in the database-wide chain; return how many are not."""
+        unsealed: StoredEvent | None = None
+        last = 0
+        for event in stored:
+            if event.seq is None:
+                unsealed = unsealed or event
+                continue
+            where = f"dossier {dossier_id}: {event.where}"
+            if unsealed is not None:
+                # Sealers number events oldest first: an older event cannot wait for a newer.
+                msg = f"{where} is sealed but {unsealed.where} is not: its chain number was removed"
+                raise TamperedHistoryError(msg)
+            previous = self.store.chain_mac_at(connection, event.seq - 1)
+            if (
+                event.seq <= last
+                or previous is None
+                or event.chain_mac is None
+                or not hmac.compare_digest(
+                    chain_mac(self._key, event.seq, event.mac, previous), event.chain_mac
+                )
+            ):
+                msg = f"{where} is not where the database-wide chain put it"
+                raise TamperedHistoryError(msg)
+            last = event.seq
+        return sum(event.seq is None for event in stored)
 
     def _verify_checkpoint(self, connection: Connection, checkpoint: Checkpoint) -> None:
         head = verify_chain(self._key, self.store.events_from(connection, 1, checkpoint.seq))
@@ -623,10 +655,46 @@ class Engine:
             raise TamperedHistoryError(msg)
 
     def checkpoint(self) -> Checkpoint:
-        """The head of the database-wide chain, to keep outside the database."""
-        with self.store.connect() as connection:
-            seq, mac = self.store.chain_head(connection)
+        """The head of the database-wide chain, to keep outside the database.
+
+        Seals first: the checkpoint covers every event committed before the call.
+        """
+        seq, mac = self.sealer.checkpoint()
         return Checkpoint(seq, mac)
+
+    def seal(self, *, batch: int = BATCH) -> int:
+        """Seal every event committed so far into the database-wide chain, ``batch`` at a time.
+
+        Commands seal opportunistically and `tick` and `checkpoint` seal too; this is for a
+        dedicated sealer or a maintenance job. Several processes may seal at once: each event
+        gets one number, and the numbers have no gaps.
+
+        Returns:
+            How many events this call sealed (those another sealer took are not counted).
+        """
+        if batch < 1:
+            raise InvalidValueError("batch", "must be at least 1")
+        return self.sealer.seal(batch=batch)
+
+    def _seal_opportunistically(self, connection: Connection) -> None:
+        """After a commit, on its connection: seal, unless another sealer is at it.
+
+        At most once per ``seal_interval_ms`` per engine; nothing to do where commands seal
+        their own events (SQLite). Never fails the command that just committed: what is left
+        is sealed by the next sealer.
+        """
+        if self.store.seals_in_command:
+            return
+        now = time.monotonic()
+        if now - self._sealed_at < self.config.seal_interval_ms / 1000:
+            # Sealed moments ago: under load one batch a few milliseconds covers the commands
+            # of every process, at a fraction of the cost of a sealing after each.
+            return
+        self._sealed_at = now
+        try:
+            self.sealer.seal_on(connection, wait=False)
+        except DvcflowError as exc:
+            logger.info("dvcflow sealing left for later", extra={"error": str(exc)})
 
     def find(  # noqa: PLR0913 - one keyword per filter
         self,
@@ -743,7 +811,13 @@ class Engine:
                 if outcome is not None:
                     fired.append((timer.dossier_id, timer.name, outcome))
             if len(due) < wanted:
-                return fired
+                break
+        try:
+            self.sealer.seal()
+        except ConcurrencyError as exc:
+            # The timers fired; their events wait for the next sealer.
+            logger.info("dvcflow sealing left for later", extra={"error": str(exc)})
+        return fired
 
     def _fire_timer(self, timer: Row[Any], now: dt.datetime) -> str | None:
         def claim(connection: Connection) -> None:
@@ -785,16 +859,8 @@ _TIMER_RECIPIENTS = {"result_unclaimed": "applicant"}
 
 
 def _reminder(timer: Row[Any], now: dt.datetime) -> dict[str, Any]:
-    return {
-        "key": f"timer:{timer.id}",
-        "dossier_id": timer.dossier_id,
-        "kind": EffectKind.NOTIFY.value,
-        "data": {"event": timer.name, "to": _TIMER_RECIPIENTS.get(timer.name, "officer")},
-        "created_at": now,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
+    data = {"event": timer.name, "to": _TIMER_RECIPIENTS.get(timer.name, "officer")}
+    return queued(f"timer:{timer.id}", timer.dossier_id, EffectKind.NOTIFY.value, data, now)
 
 
 def _parse_cursor(text: str, *, by_due: bool) -> tuple[Any, ...]:

@@ -53,7 +53,11 @@ def event_mac(key: bytes, body: str, previous: str) -> str:
 
 
 def chain_mac(key: bytes, seq: int, mac: str, previous: str) -> str:
-    """HMAC-SHA256 linking event ``seq`` (by its MAC) to the database-wide chain."""
+    """HMAC-SHA256 linking event ``seq`` (by its MAC) to the database-wide chain.
+
+    The event's own MAC does not depend on ``seq``: an event is written with its dossier's
+    chain only, and numbered and chained here when it is sealed, after its commit.
+    """
     return hmac.new(key, f"{previous}\n{seq}\n{mac}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -83,14 +87,23 @@ class Checkpoint:
 
 @attrs.frozen
 class StoredEvent:
-    """An event row as the store reads it back."""
+    """An event row as the store reads it back.
 
-    seq: int
+    ``seq`` and ``chain_mac`` are ``None`` until the event is sealed into the database-wide
+    chain (see `dvcflow._sealing`).
+    """
+
+    seq: int | None
     dossier_id: str
     version: int
     body: str
     mac: str
-    chain_mac: str
+    chain_mac: str | None
+
+    @property
+    def where(self) -> str:
+        """The event's place, as messages name it: ``event 3 (seq 5)`` or ``(unsealed)``."""
+        return f"event {self.version} ({'unsealed' if self.seq is None else f'seq {self.seq}'})"
 
 
 def verify_dossier(
@@ -104,7 +117,7 @@ def verify_dossier(
     """
     previous = GENESIS
     for expected, event in enumerate(events, start=1):
-        where = f"dossier {dossier_id}: event {event.version} (seq {event.seq})"
+        where = f"dossier {dossier_id}: {event.where}"
         if event.version != expected:
             missing = "deleted" if event.version > expected else "duplicated or moved"
             msg = f"dossier {dossier_id}: event {expected} is missing ({missing})"
@@ -157,10 +170,12 @@ def verify_chain(
     """
     previous, expected = start_previous, first_seq
     for event in events:
-        if event.seq != expected:
+        if event.seq is None or event.seq != expected:
             msg = f"the database-wide chain is missing event {expected} (deleted), next {event.seq}"
             raise TamperedHistoryError(msg)
-        if not hmac.compare_digest(chain_mac(key, event.seq, event.mac, previous), event.chain_mac):
+        if event.chain_mac is None or not hmac.compare_digest(
+            chain_mac(key, event.seq, event.mac, previous), event.chain_mac
+        ):
             msg = (
                 f"the database-wide chain breaks at event {event.seq} (dossier {event.dossier_id})"
             )

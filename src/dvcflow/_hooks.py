@@ -196,6 +196,18 @@ class Backends:
                 f"no provider {name!r} is configured (configured: {known})"
             ) from None
 
+    def add_provider(self, provider: Provider) -> Provider:
+        """A provider dvcflow configures itself (the embedded file store), checked like any."""
+        known = self.providers.get(provider.name)
+        if known is not None:
+            return known
+        problems = self._pm.hook.dvcflow_check_provider(provider=provider)
+        if problems is None or problems:
+            msg = f"built-in provider {provider.name!r}: {problems or 'no plugin serves it'}"
+            raise BackendError(msg, retryable=False)
+        self.providers[provider.name] = provider
+        return provider
+
     def provider_for(self, family: Family, *, procedure: str, agency: str) -> Provider:
         """The provider the configuration assigns to ``family`` for this procedure and agency.
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from dvcflow._backends import Provider
+from dvcflow._backends import CallbackReply, Provider
 from dvcflow._snapshots import aware
 from dvcflow.errors import BackendError, CallbackError, NotFoundError, SignatureError
 
@@ -86,6 +86,22 @@ class Intake:
             raise
         except BackendError as exc:
             raise self.reject(source, "malformed", str(exc), body, at) from None
+
+    @staticmethod
+    def endpoint(
+        apply: Callable[[bytes, Mapping[str, str]], object],
+    ) -> Callable[[bytes, Mapping[str, str]], CallbackReply]:
+        """An endpoint for a portal's web framework: 204 when applied, 400 with the kind not."""
+
+        def handle(body: bytes, headers: Mapping[str, str]) -> CallbackReply:
+            try:
+                apply(body, headers)
+            except (SignatureError, CallbackError) as exc:
+                kind = exc.kind if isinstance(exc, CallbackError) else "bad_signature"
+                return CallbackReply(400, kind.encode(), {"content-type": "text/plain"})
+            return CallbackReply(204)
+
+        return handle
 
     def log(self, source: str, kind: str, detail: str, raw: bytes, at: dt.datetime) -> None:
         """Append a rejected request to the security log, in a transaction of its own."""

@@ -196,4 +196,6 @@ def apply_migration(engine: Engine, plan: MigrationPlan, *, actor: Actor) -> Mig
                 connection, kernel, before, decision, now, previous_mac=row.last_mac
             )
         applied.append(item)
+    # The audit events join the database-wide chain now rather than at the next command.
+    engine.sealer.seal()
     return attrs.evolve(plan, items=tuple(applied))

@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import attrs
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from dvcflow._backends import (
     CallbackReply,
@@ -33,21 +33,20 @@ from dvcflow._backends import (
 from dvcflow._clock import to_utc
 from dvcflow._kernel import EffectKind
 from dvcflow._ledger import payment_reference
+from dvcflow._outbox_store import queued
 from dvcflow._snapshots import aware
 from dvcflow._templates import Rendered, Template
 from dvcflow._values import FeeKind, Money
 from dvcflow.errors import (
     BackendError,
-    CallbackError,
     ConcurrencyError,
     NotFoundError,
-    SignatureError,
 )
 
 if TYPE_CHECKING:
     from dvcflow._engine import Engine
 
-__all__ = ["MessageRecord", "Notifications"]
+__all__ = ["Journal", "MessageRecord", "Notifications"]
 
 logger = logging.getLogger("dvcflow")
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -93,6 +92,24 @@ def _record(row: Row[Any]) -> MessageRecord:
     )
 
 
+@attrs.define
+class Journal:
+    """The messages of one batch of the outbox worker: those known before it, those to write.
+
+    Messages are written in the transaction that marks the batch done, not one by one: a
+    crash before it sends them again (the provider deduplicates by key), as the outbox does.
+    """
+
+    known: dict[str, Mapping[str, Any]]
+    """Messages already recorded, by key."""
+    rows: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    """Messages to record (insert or update), by key."""
+
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        """The latest known state of the message with ``key``."""
+        return self.rows.get(key) or self.known.get(key)
+
+
 @attrs.frozen
 class _Target:
     channel: MessageChannel
@@ -134,7 +151,25 @@ class Notifications:
 
     # -- sending (the outbox worker's side) --------------------------------------------------------
 
-    def dispatch(self, row: Row[Any], dossier: Row[Any], now: dt.datetime) -> None:
+    def journal(self, rows: Collection[Row[Any]]) -> Journal:
+        """A journal for a batch of effects, with the messages already recorded for them."""
+        keys = {
+            f"{row.key.rsplit(':after:', 1)[0]}:{channel.value}"
+            for row in rows
+            for channel in MessageChannel
+        }
+        with self._store.connect() as connection:
+            known = self._rows.messages_by_key(connection, keys)
+        # Row._mapping is SQLAlchemy's public mapping view, despite its name.
+        return Journal({key: dict(row._mapping) for key, row in known.items()})  # noqa: SLF001
+
+    def write(self, connection: Connection, journal: Journal) -> None:
+        """Record a batch's messages (in the worker's closing transaction)."""
+        self._rows.upsert_messages(connection, list(journal.rows.values()))
+
+    def dispatch(
+        self, row: Row[Any], dossier: Row[Any], now: dt.datetime, journal: Journal
+    ) -> None:
         """Send a ``notify`` or ``issue_document`` effect on the first channel that takes it.
 
         Raises:
@@ -172,7 +207,7 @@ class Notifications:
         )
         failures = []
         for target in targets:
-            failure = self._send(draft, target, now)
+            failure = self._send(draft, target, now, journal)
             if failure is None:
                 return
             failures.append(f"{target.channel.value}: {failure}")
@@ -218,9 +253,8 @@ class Notifications:
         kernel = self._engine.kernel(dossier.procedure_version)
         name = kernel.procedure.name
         due = data.get("due_at")
-        if due is None:
-            snapshot = self._engine.get(dossier.id)
-            due = None if snapshot.dossier.due_at is None else snapshot.dossier.due_at.isoformat()
+        if due is None and dossier.due_at is not None:
+            due = aware(dossier.due_at).isoformat()
         values = {
             "code": dossier.code or "",
             "procedure": (name.en if locale == "en" and name.en else name.vi),
@@ -236,43 +270,42 @@ class Notifications:
             values["agency"] = str(data["agency"])
         return values
 
-    def _send(self, draft: _Draft, target: _Target, now: dt.datetime) -> str | None:
+    def _send(
+        self, draft: _Draft, target: _Target, now: dt.datetime, journal: Journal
+    ) -> str | None:
         """Send on one channel: ``None`` when sent, else why it cannot be (try the next)."""
         dossier = draft.dossier
         message_key = f"{draft.key}:{target.channel.value}"
-        with self._store.connect() as connection:
-            existing = self._rows.message(connection, key=message_key)
-        if existing is not None and existing.status in _SENT:
-            return None
-        if existing is not None and existing.status == MessageStatus.PERMANENT_FAILURE.value:
-            return existing.detail or "permanent failure"
+        existing = journal.get(message_key)
+        if existing is not None:
+            status, detail = existing["status"], existing["detail"]
+            if status in _SENT:
+                return None
+            if status == MessageStatus.PERMANENT_FAILURE.value:
+                return str(detail or "permanent failure")
         rendered = draft.template.render(draft.locale, draft.values)
         provider = self._provider(target.channel, dossier)
         reference = payment_reference("M", message_key)
         message = _message(draft, target, rendered, message_key, reference)
-        message_id = existing.id if existing is not None else str(uuid.uuid4())
-        if existing is None:
-            try:
-                with self._store.transaction() as connection:
-                    self._rows.insert_message(
-                        connection,
-                        id=message_id,
-                        reference=reference,
-                        key=message_key,
-                        dossier_id=dossier.id,
-                        event=draft.event,
-                        recipient=draft.recipient,
-                        channel=target.channel.value,
-                        locale=rendered.locale,
-                        template_version=rendered.version,
-                        provider=provider.name,
-                        status=MessageStatus.CREATED.value,
-                        address_digest=self._address_digest(target.address),
-                        created_at=now,
-                        updated_at=now,
-                    )
-            except ConcurrencyError:
-                return None  # another worker is sending it
+        record: dict[str, Any] = {
+            "id": existing["id"] if existing is not None else str(uuid.uuid4()),
+            "reference": reference,
+            "key": message_key,
+            "dossier_id": dossier.id,
+            "event": draft.event,
+            "recipient": draft.recipient,
+            "channel": target.channel.value,
+            "locale": rendered.locale,
+            "template_version": rendered.version,
+            "provider": provider.name,
+            "provider_ref": None,
+            "status": MessageStatus.CREATED.value,
+            "detail": None,
+            "address_digest": self._address_digest(target.address),
+            "created_at": existing["created_at"] if existing is not None else now,
+            "updated_at": now,
+        }
+        journal.rows[message_key] = record
         try:
             receipt = self._engine.backends.send_message(provider, message)
         except BackendError as exc:
@@ -281,12 +314,12 @@ class Notifications:
                 if exc.retryable
                 else MessageStatus.PERMANENT_FAILURE
             )
-            self._update(message_id, now, status=failure.value, detail=str(exc))
+            record |= {"status": failure.value, "detail": str(exc)}
             if exc.retryable:
                 raise
             return str(exc)
         status = receipt.status if receipt.status in _SENT else MessageStatus.SENDING.value
-        self._update(message_id, now, status=status, provider_ref=receipt.provider_ref, detail=None)
+        record |= {"status": status, "provider_ref": receipt.provider_ref}
         return None
 
     def _provider(self, channel: MessageChannel, dossier: Row[Any]) -> Provider:
@@ -299,10 +332,6 @@ class Notifications:
 
     def _address_digest(self, address: str) -> str:
         return self._engine.recorder.identifier_digest(f"address:{address}")
-
-    def _update(self, message_id: str, now: dt.datetime, **values: Any) -> None:  # noqa: ANN401
-        with self._store.transaction() as connection:
-            self._rows.update_message(connection, message_id, updated_at=now, **values)
 
     # -- receipts --------------------------------------------------------------------------------
 
@@ -372,41 +401,23 @@ class Notifications:
             return "duplicate"
         return result
 
-    def _fall_back(self, connection: Any, message: Row[Any], at: dt.datetime) -> None:  # noqa: ANN401
+    def _fall_back(self, connection: Connection, message: Row[Any], at: dt.datetime) -> None:
         """Queue the message again, on the channels after the one that failed."""
         effect_key = message.key.rsplit(":", 1)[0]
         original = self._store.ledger.outbox_row_by_key(connection, effect_key)
         if original is None:
             return
         data = dict(original.data) | {"after": message.channel}
+        key = f"{effect_key}:after:{message.channel}"
         self._store.add_outbox(
-            connection,
-            [
-                {
-                    "key": f"{effect_key}:after:{message.channel}",
-                    "dossier_id": message.dossier_id,
-                    "kind": original.kind,
-                    "data": data,
-                    "created_at": at,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": at,
-                }
-            ],
+            connection, [queued(key, message.dossier_id, original.kind, data, at)]
         )
 
     def endpoint(self, provider: str) -> Callable[[bytes, Mapping[str, str]], CallbackReply]:
         """A receipt endpoint for the portal's web framework: 204 accepted, 400 rejected."""
-
-        def handle(body: bytes, headers: Mapping[str, str]) -> CallbackReply:
-            try:
-                self.receipt(provider, body, headers)
-            except (SignatureError, CallbackError) as exc:
-                kind = exc.kind if isinstance(exc, CallbackError) else "bad_signature"
-                return CallbackReply(400, kind.encode(), {"content-type": "text/plain"})
-            return CallbackReply(204)
-
-        return handle
+        return self._engine.intake.endpoint(
+            lambda body, headers: self.receipt(provider, body, headers)
+        )
 
 
 def _message(

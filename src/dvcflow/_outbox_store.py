@@ -21,7 +21,7 @@ from dvcflow._schema import (
     security_log,
 )
 
-__all__ = ["OPEN_PAYMENT_STATES", "OutboxStore"]
+__all__ = ["OPEN_PAYMENT_STATES", "OutboxStore", "queued"]
 
 OPEN_PAYMENT_STATES = ("pending", "awaiting")
 """Payment requests that may still be paid."""
@@ -30,6 +30,22 @@ EXCERPT_BYTES = 512
 
 
 _PENDING = sa.text("outbox.status = 'pending'")
+
+
+def queued(
+    key: str, dossier_id: str, kind: str, data: Mapping[str, Any], at: dt.datetime
+) -> dict[str, Any]:
+    """A new outbox row: an effect due at once, with its idempotency key."""
+    return {
+        "key": key,
+        "dossier_id": dossier_id,
+        "kind": kind,
+        "data": dict(data),
+        "created_at": at,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": at,
+    }
 
 
 def _due(*, skip_locked: bool) -> sa.Select[Any]:
@@ -71,6 +87,7 @@ _DOSSIER_REFS = sa.select(
     dossiers.c.procedure_code,
     dossiers.c.procedure_version,
     dossiers.c.agency,
+    dossiers.c.due_at,
 ).where(dossiers.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 
 

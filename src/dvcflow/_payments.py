@@ -32,7 +32,7 @@ from dvcflow._clock import to_utc
 from dvcflow._intake import SecurityRecord
 from dvcflow._kernel import EffectKind
 from dvcflow._ledger import payment_reference
-from dvcflow._outbox_store import OPEN_PAYMENT_STATES
+from dvcflow._outbox_store import OPEN_PAYMENT_STATES, queued
 from dvcflow._snapshots import aware
 from dvcflow._values import FeeKind, Money
 from dvcflow.errors import (
@@ -359,20 +359,10 @@ class Payments:
                 created_at=at,
                 updated_at=at,
             )
+            refund = {"kind": payment.fee_kind, "amount": payment.amount}
             self._store.add_outbox(
                 connection,
-                [
-                    {
-                        "key": key,
-                        "dossier_id": payment.dossier_id,
-                        "kind": EffectKind.REFUND.value,
-                        "data": {"kind": payment.fee_kind, "amount": payment.amount},
-                        "created_at": at,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": at,
-                    }
-                ],
+                [queued(key, payment.dossier_id, EffectKind.REFUND.value, refund, at)],
             )
         return "unowed"
 

@@ -14,11 +14,13 @@ import attrs
 from sqlalchemy.engine import Connection
 
 from dvcflow._dossier import Dossier, encode_changes
-from dvcflow._history import GENESIS, canonical, chain_mac, event_mac, keyed_digest
+from dvcflow._history import GENESIS, canonical, event_mac, keyed_digest
 from dvcflow._kernel import Decision, EffectKind, Kernel
 from dvcflow._ledger import PAYMENT_EFFECTS, record_payments
+from dvcflow._outbox_store import queued
+from dvcflow._sealing import Sealer
 from dvcflow._snapshots import DossierSnapshot
-from dvcflow._store import Store
+from dvcflow._store import Store, Writes
 from dvcflow._values import Applicant
 
 __all__ = ["Recorder", "plain"]
@@ -44,8 +46,9 @@ def plain(value: Any) -> Any:  # noqa: ANN401, PLR0911 - any payload value, one 
 class Recorder:
     """Writes decisions through the store, keyed with the history key."""
 
-    def __init__(self, store: Store, key: bytes) -> None:
+    def __init__(self, store: Store, key: bytes, sealer: Sealer) -> None:
         self.store = store
+        self.sealer = sealer
         self._key = key
 
     def write(  # noqa: PLR0913 - the decision and where it lands
@@ -57,17 +60,19 @@ class Recorder:
         now: dt.datetime,
         *,
         previous_mac: str = GENESIS,
+        command: Mapping[str, str] | None = None,
     ) -> DossierSnapshot:
         """Write a decision: dossier row (changed columns only), personal data, event, effects.
 
-        ``previous_mac`` is the MAC of the dossier's newest event, kept on its row.
+        ``previous_mac`` is the MAC of the dossier's newest event, kept on its row;
+        ``command`` (``{"id", "fingerprint"}``) is recorded with the outcome.
         """
         after = decision.dossier
+        snapshot = DossierSnapshot(after, decision.status, now)
         refs = {
             kind: {"id": str(uuid.uuid4()), "digest": self.personal_digest(plain(value))}
             for kind, value in decision.personal.items()
         }
-        event = self._event_row(connection, kernel, decision, refs, previous_mac)
         columns = {
             # A migration moves a dossier to another version: the indexed column follows.
             "procedure_version": after.procedure_version,
@@ -80,8 +85,22 @@ class Recorder:
             "updated_at": now,
             "version": after.version,
             "data": encode_changes({f.name: getattr(after, f.name) for f in attrs.fields(Dossier)}),
-            "last_mac": event["mac"],
         }
+        # SQLite numbers the event now (its writer lock orders commands); elsewhere a sealer
+        # numbers it after the commit.
+        event, backlog = self.sealer.number(
+            connection, self._event_row(kernel, decision, refs, previous_mac)
+        )
+        columns["last_mac"] = event["mac"]
+        writes = self._effects(decision, now)
+        if command is not None:
+            writes.command = {
+                **command,
+                "dossier_id": after.id,
+                "version": after.version,
+                "outcome": snapshot.to_data(),
+                "created_at": now,
+            }
         applicant = decision.personal.get("applicant")
         if before is None:
             if isinstance(applicant, Applicant):
@@ -114,12 +133,12 @@ class Recorder:
                 "due_at": before.due_at,
                 "resolved_at": before.resolved_at,
             }
-            changed = {
+            writes.update = {
                 name: value
                 for name, value in columns.items()
                 if name not in unchanged or unchanged[name] != value
             }
-            self.store.update_dossier(connection, after.id, before.version, changed)
+            writes.expected = before.version
         for kind, value in decision.personal.items():
             if kind != "applicant" or before is not None:
                 self.store.insert_payload(
@@ -130,9 +149,15 @@ class Recorder:
                     digest=refs[kind]["digest"],
                     data=plain(value),
                 )
-        self.store.append_event(connection, event)
-        self._effects(connection, decision, now)
-        return DossierSnapshot(after, decision.status, now)
+        writes.event = event
+        self.store.write(connection, writes)
+        if decision.event.trigger in {"confirm_payment", "receive"} or any(
+            effect.kind in PAYMENT_EFFECTS for effect in decision.effects
+        ):
+            record_payments(self.store.ledger, connection, decision, now)
+        if backlog:
+            self.sealer.seal_backlog(connection)
+        return snapshot
 
     def personal_digest(self, value: Any) -> str:  # noqa: ANN401 - any JSON-ready value
         """A keyed digest of personal data, which events keep after the data is erased.
@@ -148,17 +173,16 @@ class Recorder:
 
     def _event_row(
         self,
-        connection: Connection,
         kernel: Kernel,
         decision: Decision,
         personal: Mapping[str, Any],
         previous: str,
     ) -> dict[str, Any]:
         event = decision.event
-        seq, head = self.store.chain_head(connection)
+        # No database-wide number in the body: the dossier's chain must not depend on the
+        # order in which sealers number events (bodies written before revision 0002 have one).
         body = canonical(
             {
-                "seq": seq + 1,
                 "dossier_id": event.dossier_id,
                 "version": event.version,
                 "previous": previous,
@@ -180,8 +204,6 @@ class Recorder:
         )
         mac = event_mac(self._key, body, previous)
         return {
-            "seq": seq + 1,
-            "chain_mac": chain_mac(self._key, seq + 1, mac, head),
             "dossier_id": event.dossier_id,
             "version": event.version,
             "trigger": event.trigger,
@@ -190,14 +212,12 @@ class Recorder:
             "mac": mac,
         }
 
-    def _effects(self, connection: Connection, decision: Decision, now: dt.datetime) -> None:
+    def _effects(self, decision: Decision, now: dt.datetime) -> Writes:
         dossier_id = decision.dossier.id
-        queued, timers = [], []
-        ledger = decision.event.trigger in {"confirm_payment", "receive"}
+        writes = Writes(dossier_id)
         for effect in decision.effects:
-            ledger = ledger or effect.kind in PAYMENT_EFFECTS
             if effect.kind is EffectKind.SET_TIMER:
-                timers.append(
+                writes.timers.append(
                     {
                         "dossier_id": dossier_id,
                         "name": effect.data["name"],
@@ -207,21 +227,9 @@ class Recorder:
                     },
                 )
             elif effect.kind is EffectKind.CANCEL_TIMERS:
-                self.store.cancel_timers(connection, dossier_id, list(effect.data["names"]))
+                writes.cancel.update(effect.data["names"])
             else:
-                queued.append(
-                    {
-                        "key": effect.key,
-                        "dossier_id": dossier_id,
-                        "kind": effect.kind.value,
-                        "data": dict(effect.data),
-                        "created_at": now,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                    },
+                writes.outbox.append(
+                    queued(effect.key, dossier_id, effect.kind.value, effect.data, now)
                 )
-        if ledger:
-            record_payments(self.store.ledger, connection, decision, now)
-        self.store.add_outbox(connection, queued)
-        self.store.add_timers(connection, timers)
+        return writes

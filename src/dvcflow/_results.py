@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy.engine import Row
 
-from dvcflow._backends import DocumentSignature, Family, StoredFile
+from dvcflow._backends import DocumentSignature, Family, Provider, StoredFile
 from dvcflow._clock import to_utc
 from dvcflow._dossier import Dossier
 from dvcflow._snapshots import aware
 from dvcflow._values import DeliveryMethod
 from dvcflow.errors import (
+    BackendError,
     ConcurrencyError,
     InvalidValueError,
     NotFoundError,
@@ -44,6 +45,8 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 """How a stored file is named."""
 MAX_BYTES = 50 * 1024 * 1024
 """The largest result or attachment accepted (50 MiB)."""
+DEFAULT_STORE = "embedded-files"
+"""The storage provider of an embedded database without one configured: a folder beside it."""
 
 
 @attrs.frozen
@@ -167,9 +170,7 @@ class Results:
         if role not in {"result", "attachment"}:
             raise InvalidValueError("role", "must be 'result' or 'attachment'")
         row = self._dossier(dossier)
-        provider = self._engine.backends.provider_for(
-            Family.STORAGE, procedure=row.procedure_code, agency=row.agency
-        )
+        provider = self._storage(row)
         stored: StoredFile = self._engine.backends.store_file(
             provider, content, media_type=media_type, name=name
         )
@@ -196,6 +197,33 @@ class Results:
             pass  # the same file attached at the same time: one record
         return self.file(row.id, stored.digest, role)
 
+    def _provider(self, name: str) -> Provider:
+        if name == DEFAULT_STORE:
+            path = self._store.database_path
+            if path is not None:
+                root = str(path.with_name(path.name + ".files"))
+                return self._engine.backends.add_provider(
+                    Provider(name, "filesystem", {"root": root})
+                )
+        return self._engine.backends.provider(name)
+
+    def _storage(self, row: Row[Any]) -> Provider:
+        """The storage provider: the configured one, or a folder beside an embedded database."""
+        routing = self._engine.backends.routing
+        name = routing.provider_name(
+            Family.STORAGE, procedure=row.procedure_code, agency=row.agency
+        )
+        if name is not None:
+            return self._engine.backends.provider(name)
+        path = self._store.database_path
+        if path is None:
+            msg = (
+                'no storage provider is configured: add [providers.files] type = "filesystem" '
+                'and [routing] storage = "files"'
+            )
+            raise BackendError(msg, retryable=False)
+        return self._provider(DEFAULT_STORE)
+
     def file(self, dossier: str, digest: str, role: str = "result") -> FileRecord:
         """A dossier's recorded file.
 
@@ -218,9 +246,7 @@ class Results:
     def content(self, dossier: str, digest: str, role: str = "result") -> bytes:
         """A recorded file's content, from its storage provider (checked against its digest)."""
         record = self.file(dossier, digest, role)
-        content = self._engine.backends.load_file(
-            self._engine.backends.provider(record.provider), digest
-        )
+        content = self._engine.backends.load_file(self._provider(record.provider), digest)
         if "sha256:" + hashlib.sha256(content).hexdigest() != digest:
             msg = f"the stored content of {digest} no longer has that digest"
             raise SignatureError(msg)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -125,15 +126,26 @@ payloads = Table(
 events = Table(
     "events",
     metadata,
-    Column("seq", SEQUENCE, primary_key=True, autoincrement=False),
+    # Identity without a cache: ids grow in insertion order across sessions, which the sealer
+    # relies on (a dossier's later event never gets an id below an earlier one's).
+    Column("id", SEQUENCE, Identity(), primary_key=True),
+    Column("seq", SEQUENCE, nullable=True, comment="database-wide chain number; NULL: unsealed"),
     Column("dossier_id", String(36), ForeignKey("dossiers.id"), nullable=False),
     Column("version", Integer, nullable=False),
     Column("trigger", String(60), nullable=False),
     Column("at", Instant, nullable=False),
     Column("body", Text, nullable=False, comment="canonical JSON the MACs cover"),
     Column("mac", String(64), nullable=False, comment="HMAC(body, the dossier's previous mac)"),
-    Column("chain_mac", String(64), nullable=False, comment="HMAC(seq, mac, previous chain_mac)"),
+    Column("chain_mac", String(64), nullable=True, comment="HMAC(seq, mac, previous chain_mac)"),
     UniqueConstraint("dossier_id", "version"),
+    Index("ix_events_seq", "seq", unique=True),
+    # What the sealer reads: only the unsealed events, oldest first.
+    Index(
+        "ix_events_unsealed",
+        "id",
+        postgresql_where=text("seq IS NULL"),
+        sqlite_where=text("seq IS NULL"),
+    ),
 )
 
 chain_head = Table(

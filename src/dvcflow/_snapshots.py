@@ -89,11 +89,12 @@ class DossierSnapshot:
 class HistoryEvent(Event):
     """One event of a dossier's history, as recorded.
 
-    The kernel's event, plus where it sits in the database-wide chain, the channel and
-    procedure version it was decided under, and the references to its personal payloads.
+    The kernel's event, plus where it sits in the database-wide chain (``seq``, ``None``
+    until the event is sealed), the channel and procedure version it was decided under, and
+    the references to its personal payloads.
     """
 
-    seq: int = 0
+    seq: int | None = None
     channel: str | None = None
     procedure_version: str | None = None
     personal: Mapping[str, Any] = attrs.field(factory=dict)
@@ -108,7 +109,7 @@ class Page:
     next: str | None
 
 
-def history_event(seq: int, body: Mapping[str, Any]) -> HistoryEvent:
+def history_event(seq: int | None, body: Mapping[str, Any]) -> HistoryEvent:
     """An event read back from its canonical body."""
     return HistoryEvent(
         dossier_id=body["dossier_id"],

@@ -6,11 +6,12 @@ import contextlib
 import datetime as dt
 import os
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import attrs
 import sqlalchemy as sa
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
@@ -46,7 +47,7 @@ from dvcflow.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["Store"]
+__all__ = ["Store", "Writes"]
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:  # noqa: ANN401 - a SQLAlchemy listener
@@ -106,8 +107,9 @@ class Store:
         self.dialect = self.url.get_backend_name()
         self.ledger = OutboxStore(self.dialect)
         """The outbox, incident, payment and security-log statements."""
-        self.deliveries = DeliveryStore()
+        self.deliveries = DeliveryStore(self.dialect)
         """The message, delivery and file statements."""
+        self._folded: dict[_Shape, sa.Select[Any]] = {}
         if pool_size is not None and self.dialect != "sqlite":
             engine_options.setdefault("pool_size", pool_size)
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -269,13 +271,22 @@ class Store:
                 raise _translate(exc) from exc
 
     @contextlib.contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+    def transaction(
+        self,
+        *,
+        durable: bool = True,
+        then: Callable[[Connection], object] | None = None,
+    ) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any exception.
 
-        ``durable=False`` lets PostgreSQL acknowledge the commit before its WAL reaches the
-        disk (``synchronous_commit = off`` for this transaction only): for bookkeeping whose
-        loss in a server crash is harmless, such as the outbox's claims and completions
-        (a lost claim is claimed again, a lost completion delivers again, idempotently).
+        Args:
+            durable: ``False`` lets PostgreSQL acknowledge the commit before its WAL reaches
+                the disk (``synchronous_commit = off`` for this transaction only): for
+                bookkeeping whose loss in a server crash is harmless, such as the outbox's
+                claims and completions (a lost claim is claimed again, a lost completion
+                delivers again, idempotently).
+            then: run after the commit on the same connection (no second checkout, no second
+                ping); it handles its own errors, since the transaction's work is done.
 
         Raises:
             ConcurrencyError: a lost race (unique or compare-and-set), a busy database, a
@@ -287,18 +298,30 @@ class Store:
         with self._serial:
             connection = self._checkout()
             try:
-                with connection, connection.begin():
-                    if not durable and self.dialect == "postgresql":
-                        connection.execute(_ASYNC_COMMIT)
-                    yield connection
-            except IntegrityError as exc:
-                if _unique_violation(exc):
-                    raise ConcurrencyError(
-                        f"another command changed the same data first: {exc.orig}"
-                    ) from exc
-                raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
+                with connection:
+                    with self.begin(connection):
+                        if not durable and self.dialect == "postgresql":
+                            connection.execute(_ASYNC_COMMIT)
+                        yield connection
+                    if then is not None:
+                        then(connection)
             except DBAPIError as exc:
                 raise _translate(exc) from exc
+
+    @contextlib.contextmanager
+    def begin(self, connection: Connection) -> Iterator[Connection]:
+        """One transaction on an open connection, raising as `transaction` does."""
+        try:
+            with connection.begin():
+                yield connection
+        except IntegrityError as exc:
+            if _unique_violation(exc):
+                raise ConcurrencyError(
+                    f"another command changed the same data first: {exc.orig}"
+                ) from exc
+            raise StoreUnavailableError(f"the database refused a write: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
 
     # -- procedure versions ----------------------------------------------------------------
 
@@ -434,30 +457,95 @@ class Store:
 
     # -- events and the chains -------------------------------------------------------------------
 
+    @property
+    def seals_in_command(self) -> bool:
+        """Whether a command seals its own event (SQLite, whose writer lock orders commands).
+
+        Elsewhere (PostgreSQL) commands write unsealed events and sealers chain them after
+        commit, so that commands do not commit one at a time.
+        """
+        return self.dialect == "sqlite"
+
     def chain_head(self, connection: Connection) -> tuple[int, str]:
-        """The database-wide chain's head, locked until the transaction ends (PostgreSQL)."""
-        query = _CHAIN_HEAD if self.dialect == "sqlite" else _CHAIN_HEAD_LOCKED
-        row = connection.execute(query).one()
+        """The database-wide chain's head as committed (no lock)."""
+        row = connection.execute(_CHAIN_HEAD).one()
         return int(row.seq), str(row.mac)
 
+    def claim_unsealed(
+        self, connection: Connection, *, wait: bool, limit: int
+    ) -> tuple[tuple[int, str], list[tuple[int, str]]] | None:
+        """Lock the chain head for sealing (until the transaction ends) and read what to seal.
+
+        Returns:
+            The head and up to ``limit`` unsealed events ``(id, mac)``, oldest first; or
+            ``None`` when another sealer holds the head and ``wait`` is false (PostgreSQL's
+            ``SKIP LOCKED``): an opportunistic sealer leaves the work to that one. On SQLite
+            the transaction's writer lock is the lock.
+        """
+        if self.dialect == "sqlite" or wait:
+            # The events are read after the lock is had, in a snapshot of their own: a sealer
+            # waited for has committed, and what it sealed is seen sealed.
+            query = _CHAIN_HEAD if self.dialect == "sqlite" else _CHAIN_HEAD_LOCKED
+            top = connection.execute(query).one()
+            pending = connection.execute(_UNSEALED, {"b_limit": limit})
+            return (int(top.seq), str(top.mac)), [(int(r.id), str(r.mac)) for r in pending]
+        # One round trip. The events are read in the statement's snapshot, which can (rarely,
+        # when a sealer commits as the statement starts) predate a sealing whose head this
+        # one then locks: seal_events refuses an event sealed meanwhile, so such a batch rolls
+        # back instead of numbering an event twice, and the opportunistic sealer gives up.
+        rows = connection.execute(_CLAIM_SKIPPING, {"b_limit": limit}).all()
+        if not rows:
+            return None
+        head = (int(rows[0].seq), str(rows[0].mac))
+        return head, [(int(r.id), str(r.event_mac)) for r in rows if r.id is not None]
+
+    def head_for_append(self, connection: Connection) -> tuple[int, str, bool]:
+        """The chain head and whether unsealed events wait before it (one query, SQLite)."""
+        row = connection.execute(_HEAD_AND_BACKLOG).one()
+        return int(row.seq), str(row.mac), row.backlog is not None
+
     def append_event(self, connection: Connection, row: Mapping[str, Any]) -> None:
-        """Append an event and move the chain head to it."""
+        """Append an event; one that carries its ``seq`` moves the chain head to it."""
         connection.execute(_INSERT_EVENT, row)
-        connection.execute(_MOVE_HEAD, {"b_seq": row["seq"], "b_mac": row["chain_mac"]})
+        if row.get("seq") is not None:
+            connection.execute(_MOVE_HEAD, {"b_seq": row["seq"], "b_mac": row["chain_mac"]})
+
+    def seal_events(
+        self, connection: Connection, seals: Sequence[tuple[int, int, str]], head: tuple[int, str]
+    ) -> None:
+        """Give events ``(id, seq, chain_mac)`` their place in the chain; move the head.
+
+        Raises:
+            ConcurrencyError: when one of them was sealed (or deleted) meanwhile; the
+                transaction must roll back.
+        """
+        moved = {"b_seq": head[0], "b_mac": head[1]}
+        if self.dialect == "postgresql":
+            ids, seqs, macs = (list(column) for column in zip(*seals, strict=True))
+            count = connection.execute(
+                _SEAL_MANY, {"ids": ids, "seqs": seqs, "macs": macs, **moved}
+            ).scalar_one()
+        else:
+            count = connection.execute(
+                _SEAL_ONE, [{"b_id": i, "b_seq": seq, "b_mac": mac} for i, seq, mac in seals]
+            ).rowcount
+            connection.execute(_MOVE_HEAD, moved)
+        if count != len(seals):
+            raise ConcurrencyError("another sealer sealed these events first; seal again")
 
     def events_of(self, connection: Connection, dossier_id: str) -> list[StoredEvent]:
         """A dossier's events, oldest first."""
         query = (
             sa.select(events)
             .where(events.c.dossier_id == dossier_id)
-            .order_by(events.c.version, events.c.seq)
+            .order_by(events.c.version, events.c.id)
         )
         return [_stored(row) for row in connection.execute(query)]
 
     def events_from(
         self, connection: Connection, first: int, last: int | None = None
     ) -> Iterator[StoredEvent]:
-        """The database-wide chain from ``first`` (to ``last``), in order."""
+        """The database-wide chain from ``first`` (to ``last``), in order (sealed events only)."""
         query = sa.select(events).where(events.c.seq >= first).order_by(events.c.seq)
         if last is not None:
             query = query.where(events.c.seq <= last)
@@ -473,15 +561,67 @@ class Store:
         ).scalar()
         return None if value is None else str(value)
 
+    # -- a command's writes --------------------------------------------------------------
+
+    def write(self, connection: Connection, writes: Writes) -> None:
+        """A command's writes after its read, in one statement on PostgreSQL.
+
+        The dossier's compare-and-set update, its event, cancelled and new timers, outbox
+        rows and the command id with its outcome. PostgreSQL gets them as one statement,
+        since each round trip to the server costs more than the writes themselves; SQLite,
+        in-process, one statement each.
+
+        Raises:
+            ConcurrencyError: when another command moved the dossier first.
+        """
+        if self.dialect == "postgresql" and writes.event.get("seq") is None:
+            self._write_folded(connection, writes)
+            return
+        if writes.update is not None:
+            self.update_dossier(connection, writes.dossier_id, writes.expected, writes.update)
+        self.append_event(connection, writes.event)
+        if writes.cancel:
+            self.cancel_timers(connection, writes.dossier_id, sorted(writes.cancel))
+        self.add_outbox(connection, writes.outbox)
+        self.add_timers(connection, writes.timers)
+        if writes.command is not None:
+            connection.execute(_INSERT_COMMAND, writes.command)
+
+    def _write_folded(self, connection: Connection, writes: Writes) -> None:
+        cancel = None if not writes.cancel else "*" if "*" in writes.cancel else "names"
+        shape = _Shape(
+            None if writes.update is None else tuple(sorted(writes.update)),
+            len(writes.outbox),
+            len(writes.timers),
+            cancel,
+            writes.command is not None,
+        )
+        statement = self._folded.get(shape)
+        if statement is None:
+            statement = self._folded[shape] = _fold(shape)
+        params: dict[str, Any] = {"b_id": writes.dossier_id, "b_expected": writes.expected}
+        params |= {f"d_{name}": value for name, value in (writes.update or {}).items()}
+        params |= {f"e_{name}": writes.event[name] for name in _EVENT_COLUMNS}
+        for n, row in enumerate(writes.outbox):
+            params |= {f"o{n}_{name}": row[name] for name in _OUTBOX_COLUMNS}
+        for n, row in enumerate(writes.timers):
+            params |= {f"t{n}_{name}": row[name] for name in _TIMER_COLUMNS}
+        if cancel == "names":
+            params["c_names"] = sorted(writes.cancel)
+        if writes.command is not None:
+            params |= {f"k_{name}": writes.command[name] for name in _COMMAND_COLUMNS}
+        updated = connection.execute(statement, params).scalar_one()
+        if writes.update is not None and updated != 1:
+            raise ConcurrencyError(
+                f"dossier {writes.dossier_id} changed since version {writes.expected}; "
+                "retry the command"
+            )
+
     # -- commands, outbox and timers ---------------------------------------------------------
 
     def recorded_command(self, connection: Connection, command_id: str) -> Row[Any] | None:
         """A command seen before, with its fingerprint and outcome."""
         return connection.execute(_COMMAND, {"b_id": command_id}).first()
-
-    def record_command(self, connection: Connection, **row: Any) -> None:  # noqa: ANN401
-        """Remember a successful command's outcome under its id."""
-        connection.execute(_INSERT_COMMAND, row)
 
     def add_outbox(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Queue effects for the outbox worker."""
@@ -594,6 +734,94 @@ class Store:
         )
 
 
+@attrs.define
+class Writes:
+    """What a command writes after its read (see `Store.write`)."""
+
+    dossier_id: str
+    update: dict[str, Any] | None = None
+    """The dossier's changed columns; ``None`` for a new dossier, inserted before."""
+    expected: int = 0
+    """The version the update expects the dossier at."""
+    event: Mapping[str, Any] = attrs.field(factory=dict)
+    cancel: set[str] = attrs.field(factory=set)
+    """Names of the dossier's timers to deactivate (``"*"``: all)."""
+    outbox: list[Mapping[str, Any]] = attrs.field(factory=list)
+    timers: list[Mapping[str, Any]] = attrs.field(factory=list)
+    command: Mapping[str, Any] | None = None
+
+
+class _Shape(NamedTuple):
+    """What a folded statement writes: one statement is built (and cached) per shape."""
+
+    update: tuple[str, ...] | None
+    outbox: int
+    timers: int
+    cancel: str | None
+    command: bool
+
+
+_EVENT_COLUMNS = ("dossier_id", "version", "trigger", "at", "body", "mac")
+_OUTBOX_COLUMNS = (
+    "key",
+    "dossier_id",
+    "kind",
+    "data",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+)
+_TIMER_COLUMNS = ("dossier_id", "name", "trigger", "due_at", "active")
+_COMMAND_COLUMNS = ("id", "dossier_id", "fingerprint", "version", "outcome", "created_at")
+
+
+def _fold(shape: _Shape) -> sa.Select[Any]:
+    """PostgreSQL: a command's writes as one statement of data-modifying CTEs.
+
+    The main query counts the dossier rows the compare-and-set updated; when it is not one,
+    the caller raises and the transaction (with whatever the other parts wrote) rolls back.
+    """
+
+    def values(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
+        return {name: sa.bindparam(f"{prefix}_{name}", type_=table.c[name].type) for name in names}
+
+    # A part per row: SQLAlchemy caches the compiled form of single-row inserts only.
+    parts = [events.insert().values(values(events, "e", _EVENT_COLUMNS)).cte("e")]
+    parts += [
+        outbox.insert().values(values(outbox, f"o{n}", _OUTBOX_COLUMNS)).cte(f"o{n}")
+        for n in range(shape.outbox)
+    ]
+    parts += [
+        timers.insert().values(values(timers, f"t{n}", _TIMER_COLUMNS)).cte(f"t{n}")
+        for n in range(shape.timers)
+    ]
+    if shape.cancel is not None:
+        # Cancelled before any new timer of the same name is set: a statement's parts all
+        # see the table as it was before the statement.
+        cancelled = timers.update().where(
+            timers.c.dossier_id == sa.bindparam("b_id"), timers.c.active.is_(True)
+        )
+        if shape.cancel == "names":
+            names = sa.bindparam("c_names", type_=postgresql.ARRAY(timers.c.name.type))
+            cancelled = cancelled.where(timers.c.name == sa.any_(names))
+        parts.append(cancelled.values(active=False).cte("c"))
+    if shape.command:
+        parts.append(commands.insert().values(values(commands, "k", _COMMAND_COLUMNS)).cte("k"))
+    if shape.update is None:
+        return sa.select(sa.literal(1)).add_cte(*parts)
+    updated = (
+        dossiers.update()
+        .where(
+            dossiers.c.id == sa.bindparam("b_id"), dossiers.c.version == sa.bindparam("b_expected")
+        )
+        .values(values(dossiers, "d", shape.update))
+        .returning(dossiers.c.id)
+        .cte("d")
+    )
+    return sa.select(sa.func.count()).select_from(updated).add_cte(*parts)
+
+
 # Statements of the command path, built once: building and hashing a new SQLAlchemy statement
 # on every call cost more than executing it.
 _ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit TO OFF")
@@ -606,6 +834,47 @@ _UPDATE_DOSSIER = dossiers.update().where(
 )
 _CHAIN_HEAD = sa.select(chain_head.c.seq, chain_head.c.mac).where(chain_head.c.id == 1)
 _CHAIN_HEAD_LOCKED = _CHAIN_HEAD.with_for_update()
+_CLAIM_SKIPPING = sa.text(
+    "SELECT set_config('synchronous_commit', 'off', true) AS lazy, h.seq, h.mac, e.id, "
+    "e.mac AS event_mac FROM chain_head AS h LEFT JOIN LATERAL (SELECT id, mac FROM events "
+    "WHERE seq IS NULL ORDER BY id LIMIT :b_limit) AS e ON true WHERE h.id = 1 "
+    "FOR UPDATE OF h SKIP LOCKED"
+)
+"""PostgreSQL, an opportunistic sealer: lock the head unless another sealer holds it, read a
+batch of unsealed events, in one statement; and commit without waiting for the disk.
+
+Sealing is derived from durable events and redone if lost: a server crash can undo the
+newest such batches (their events are sealed again, perhaps in another order), never a
+checkpoint, whose waiting sealer commits durably and so flushes every batch before it.
+"""
+_HEAD_AND_BACKLOG = sa.select(
+    chain_head.c.seq,
+    chain_head.c.mac,
+    sa.select(events.c.id)
+    .where(events.c.seq.is_(None))
+    .limit(1)
+    .scalar_subquery()
+    .label("backlog"),
+).where(chain_head.c.id == 1)
+_UNSEALED = (
+    sa.select(events.c.id, events.c.mac)
+    .where(events.c.seq.is_(None))
+    .order_by(events.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_SEAL_ONE = (
+    events.update()
+    .where(events.c.id == sa.bindparam("b_id"), events.c.seq.is_(None))
+    .values(seq=sa.bindparam("b_seq"), chain_mac=sa.bindparam("b_mac"))
+)
+_SEAL_MANY = sa.text(
+    "WITH sealed AS (UPDATE events SET seq = v.seq, chain_mac = v.mac "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:macs AS text[])) "
+    "AS v(id, seq, mac) WHERE events.id = v.id AND events.seq IS NULL RETURNING 1), "
+    "moved AS (UPDATE chain_head SET seq = :b_seq, mac = :b_mac WHERE id = 1) "
+    "SELECT count(*) FROM sealed"
+)
+"""PostgreSQL: a batch of seals and the head moved, in one statement; counts what it sealed."""
 _INSERT_EVENT = events.insert()
 _MOVE_HEAD = (
     chain_head.update()

@@ -23,6 +23,7 @@ from dvcflow.errors import BackendError, ConcurrencyError, DvcflowError
 
 if TYPE_CHECKING:
     from dvcflow._engine import Engine
+    from dvcflow._notifications import Journal
 
 __all__ = ["Worker", "WorkerReport"]
 
@@ -31,6 +32,7 @@ logger = logging.getLogger("dvcflow")
 _PAYMENT_KINDS = frozenset(
     {EffectKind.REQUEST_PAYMENT, EffectKind.CANCEL_PAYMENT, EffectKind.REFUND}
 )
+_MESSAGE_KINDS = frozenset({EffectKind.NOTIFY.value, EffectKind.ISSUE_DOCUMENT.value})
 
 
 @attrs.frozen
@@ -107,11 +109,14 @@ class Worker:
             return WorkerReport()
         with store.connect() as connection:
             dossiers = ledger.dossier_refs(connection, {row.dossier_id for row in rows})
+        journal = self.engine.notifications.journal(
+            [row for row in rows if row.kind in _MESSAGE_KINDS]
+        )
         done: list[int] = []
         failed: list[tuple[Row[Any], BackendError]] = []
         for row in rows:
             try:
-                self._dispatch(row, dossiers.get(row.dossier_id), at)
+                self._dispatch(row, dossiers.get(row.dossier_id), at, journal)
             except BackendError as exc:
                 failed.append((row, exc))
             except DvcflowError as exc:
@@ -124,6 +129,7 @@ class Worker:
         retried = parked = 0
         # Incidents are kept durably; completions and retries need not be (see Store).
         with store.transaction(durable=not failed) as connection:
+            self.engine.notifications.write(connection, journal)
             ledger.finish(connection, done, at)
             for row, error in failed:
                 if not error.retryable or row.attempts >= self.settings.max_attempts:
@@ -209,7 +215,9 @@ class Worker:
         except DvcflowError as exc:
             logger.warning("dvcflow reconcile failed", extra={"error": str(exc)})
 
-    def _dispatch(self, row: Row[Any], dossier: Row[Any] | None, now: dt.datetime) -> None:
+    def _dispatch(
+        self, row: Row[Any], dossier: Row[Any] | None, now: dt.datetime, journal: Journal
+    ) -> None:
         if dossier is None:
             msg = f"effect {row.key}: dossier {row.dossier_id} is not in the database"
             raise BackendError(msg, retryable=False)
@@ -221,4 +229,4 @@ class Worker:
             self.engine.deliveries.dispatch(row, dossier, now)
             return
         # Notifications, and the forms (receipt, guidance, refusal, apology) the applicant gets.
-        self.engine.notifications.dispatch(row, dossier, now)
+        self.engine.notifications.dispatch(row, dossier, now, journal)

@@ -48,7 +48,9 @@ def engine_walk(catalog: dvcflow.Catalog, clock: dvcflow.FrozenClock) -> dvcflow
     checkpoint: dvcflow.Checkpoint = engine.checkpoint()
     engine.verify_history(snapshot.id, checkpoint=checkpoint)
     history: list[dvcflow.HistoryEvent] = engine.history(snapshot.id)
-    del page, history
+    sealed: int = engine.seal(batch=100)
+    numbers: list[int | None] = [event.seq for event in history]  # None: not sealed yet
+    del page, history, sealed, numbers
     engine.close()
     return snapshot
 
