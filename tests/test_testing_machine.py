@@ -125,9 +125,7 @@ class TestMutations:
         assert re.search(r"the result was returned with .* unpaid", message), message
 
     @pytest.mark.parametrize("code", ["2.000815", "1.001193"])
-    def test_missing_role_check_is_caught(
-        self, code: str, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_missing_role_check_is_caught(self, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """With the kernel's role and scope check removed, the machine finds an unauthorized
         command."""
         monkeypatch.setattr(Kernel, "_authorize", lambda *_args: [])

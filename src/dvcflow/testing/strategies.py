@@ -180,12 +180,12 @@ def applicants(
             ``None``: either.
         vneid: whether a citizen's VNeID account is verified; ``None``: either.
     """
-    return _applicants(frozenset(kinds), contacts, vneid)
+    return _applicants(frozenset(kinds), contacts=contacts, vneid=vneid)
 
 
 @functools.cache
 def _applicants(
-    kinds: frozenset[ApplicantType], contacts: bool | None, vneid: bool | None
+    kinds: frozenset[ApplicantType], *, contacts: bool | None, vneid: bool | None
 ) -> st.SearchStrategy[Applicant]:
     choices = sorted(set(kinds), key=lambda kind: kind.national_code)
     if not choices:
