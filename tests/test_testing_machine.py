@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule, run_state_machine_as_test
@@ -15,7 +16,8 @@ from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 import dvcflow._handlers
 from dvcflow import Catalog, Level, OnlineClass, ProcedureSpec
 from dvcflow._kernel import Kernel, Plan
-from dvcflow.testing import DossierMachine, machine_for, strategies
+from dvcflow.testing import DossierMachine, close_engines, machine_for, strategies
+from pg import Cluster
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "procedures"
 CATALOG = Catalog.from_path(EXAMPLES)
@@ -184,3 +186,34 @@ class TestUserExtensions:
 
         run_state_machine_as_test(Extended, settings=bounded(20))
         assert ticks
+
+
+# -- on PostgreSQL ------------------------------------------------------------------------------
+
+
+class TestOnPostgreSQL:
+    def test_the_machine_runs_on_a_postgresql_server(self, pg_cluster: Cluster) -> None:
+        """With ``store=`` a server's URL, every example runs on a PostgreSQL database of its
+        own, and `close_engines` removes them."""
+        dialects: set[str] = set()
+
+        def on_which_database(machine: DossierMachine) -> None:
+            dialects.add(machine.engine.store.dialect)
+
+        machine = machine_for(
+            EXAMPLES, code="1.001193", store=pg_cluster.url(), invariants=[on_which_database]
+        )
+        try:
+            run_state_machine_as_test(machine, settings=bounded(20))
+        finally:
+            close_engines()
+        assert dialects == {"postgresql"}
+        server = sa.create_engine(pg_cluster.url())
+        try:
+            with server.connect() as connection:
+                left = connection.execute(
+                    sa.text("SELECT datname FROM pg_database WHERE datname LIKE '%_rig_%'")
+                ).all()
+        finally:
+            server.dispose()
+        assert left == []

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dvcflow.testing._machine import BUILTIN_INVARIANTS, DossierMachine, machine_for
     from dvcflow.testing._payloads import OWNER, Command
     from dvcflow.testing._procedures import check_definition
+    from dvcflow.testing._rigs import close_engines
 
 __all__ = [
     "BUILTIN_INVARIANTS",
@@ -34,6 +35,7 @@ __all__ = [
     "DossierMachine",
     "InvalidDefinition",
     "check_definition",
+    "close_engines",
     "machine_for",
     "strategies",
 ]
@@ -46,6 +48,7 @@ _WHERE = {
     "Command": "dvcflow.testing._payloads",
     "InvalidDefinition": "dvcflow.testing._invalid",
     "check_definition": "dvcflow.testing._procedures",
+    "close_engines": "dvcflow.testing._rigs",
 }
 
 

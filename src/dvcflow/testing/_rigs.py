@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,15 @@ from dvcflow._procedure import ProcedureSpec
 from dvcflow._schema import chain_head, metadata
 from dvcflow.plugins.fake import FakeBackend
 
-__all__ = ["KEY_ENV", "CommitWatch", "Rig", "fake_config", "rig_for", "snapshot"]
+__all__ = [
+    "KEY_ENV",
+    "CommitWatch",
+    "Rig",
+    "close_engines",
+    "fake_config",
+    "rig_for",
+    "snapshot",
+]
 
 KEY_ENV = "DVCFLOW_TESTING_HISTORY_KEY"
 """The environment variable the machines' history key is read from (given, never os.environ)."""
@@ -267,15 +275,30 @@ def rig_for(
         return rig
 
 
-def _close_all(remove: Callable[[_Store, str], None] = _Store.remove) -> None:
+def close_engines() -> None:
+    """Close every machine's engine in this process and remove its database.
+
+    The machines keep one engine per procedure and store for the whole process; this lets
+    them go (the next example opens a new one). Call it before stopping a PostgreSQL server
+    the machines used (a session fixture's teardown); at exit it runs by itself.
+    """
     with _LOCK:
         for key, rig in list(_RIGS.items()):
             rig.close()
-            remove(_STORES[key[0]], rig.location)
+            _STORES[key[0]].remove(rig.location)
         _RIGS.clear()
         for where in _STORES.values():
             where.close()
         _STORES.clear()
 
 
-atexit.register(_close_all)
+def _close_at_exit() -> None:
+    try:
+        close_engines()
+    except sa.exc.OperationalError:
+        # The server went first (a test session stopped it): its databases went with it.
+        _RIGS.clear()
+        _STORES.clear()
+
+
+atexit.register(_close_at_exit)
