@@ -11,8 +11,9 @@ are all prefixed ``dvcflow_`` so they never shadow a project's own:
 - ``dvcflow_engine``: an `Engine` on a SQLite file in the test's ``tmp_path`` with that
   catalogue, clock and fakes (every family routed to the fake, a history key given).
 
-Hypothesis profiles ``dvcflow-dev`` and ``dvcflow-ci`` are registered and loaded only when
-asked for: ``--dvcflow-profile NAME``, the ``dvcflow_hypothesis_profile`` ini option or the
+Hypothesis profiles ``dvcflow-dev`` and ``dvcflow-ci`` are registered as the plugin is
+loaded (so a conftest or ``--hypothesis-profile`` may name them) and loaded only when asked
+for: ``--dvcflow-profile NAME``, the ``dvcflow_hypothesis_profile`` ini option or the
 ``DVCFLOW_HYPOTHESIS_PROFILE`` environment variable (in that order). Without one, the
 project's own profile stays in force.
 """
@@ -62,8 +63,12 @@ def _register_profiles() -> bool:
         from hypothesis import HealthCheck, settings  # noqa: PLC0415 - hypothesis is optional
     except ImportError:  # pragma: no cover - the testing extra installs it
         return False
+    # On hypothesis's defaults, not on whatever profile is in force as this runs (hypothesis's
+    # "ci" under CI, a conftest's): the profiles are the same everywhere.
+    default = settings.get_profile("default")
     settings.register_profile(
         "dvcflow-dev",
+        default,
         max_examples=50,
         stateful_step_count=40,
         deadline=None,
@@ -71,6 +76,7 @@ def _register_profiles() -> bool:
     )
     settings.register_profile(
         "dvcflow-ci",
+        default,
         max_examples=20,
         stateful_step_count=30,
         deadline=None,
@@ -79,6 +85,12 @@ def _register_profiles() -> bool:
         suppress_health_check=[HealthCheck.too_slow],
     )
     return True
+
+
+_REGISTERED = _register_profiles()
+"""Whether the profiles are registered: on import, which the entry point does before
+conftests are loaded and before any plugin's ``pytest_configure``, so that a conftest's
+``settings.load_profile("dvcflow-ci")`` and ``--hypothesis-profile dvcflow-ci`` find them."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -115,9 +127,14 @@ def chosen_profile(config: pytest.Config) -> str | None:
     return str(name)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the profiles, and load one if the run asks for it."""
-    if not _register_profiles():
+    """Load the profile the run asks for, if any.
+
+    First, so that hypothesis's own options applied after it (``--hypothesis-profile``,
+    ``--hypothesis-verbosity``) take precedence over it or build on it, as given.
+    """
+    if not _REGISTERED:
         return
     name = chosen_profile(config)
     if name is not None:
