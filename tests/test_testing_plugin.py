@@ -306,7 +306,8 @@ SETTINGS = {
     "dvcflow-dev": {"max_examples": 50, "stateful_step_count": 40, "deadline": None},
     "dvcflow-ci": {
         "max_examples": 20,
-        "stateful_step_count": 30,
+        "stateful_step_count": 20,
+        "report_multiple_bugs": False,
         "deadline": None,
         "derandomize": True,
         "print_blob": True,
@@ -379,11 +380,11 @@ class TestProfiles:
             """
             from hypothesis import settings
 
-            settings.register_profile("ours", report_multiple_bugs=False, max_examples=7)
+            settings.register_profile("ours", print_blob=False, max_examples=7)
             settings.load_profile("ours")
             """
         )
-        probe(pytester, "dvcflow-ci", report_multiple_bugs=True, **SETTINGS["dvcflow-ci"])
+        probe(pytester, "dvcflow-ci", **SETTINGS["dvcflow-ci"])
         run(pytester, "--dvcflow-profile=dvcflow-ci").assert_outcomes(passed=1)
 
     def test_hypothesis_own_option_can_name_them(self, pytester: pytest.Pytester) -> None:

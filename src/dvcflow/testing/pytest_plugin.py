@@ -24,16 +24,20 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dvcflow._backends import DeliveryRequest, Message
-from dvcflow._catalog import Catalog
-from dvcflow._clock import FrozenClock
-from dvcflow._engine import Engine
-from dvcflow.plugins.fake import FakeBackend, FakePayment
-from dvcflow.testing._rigs import KEY_ENV, fake_config
+if TYPE_CHECKING:
+    from dvcflow._backends import DeliveryRequest, Message
+    from dvcflow._catalog import Catalog
+    from dvcflow._clock import FrozenClock
+    from dvcflow._engine import Engine
+    from dvcflow.plugins.fake import FakeBackend, FakePayment
+
+# The plugin is loaded into every pytest run where dvcflow is installed: the library (the
+# engine, SQLAlchemy) is imported by the fixtures that need it, not by loading the plugin.
 
 __all__ = [
     "PROFILES",
@@ -54,7 +58,6 @@ PROFILES = ("dvcflow-dev", "dvcflow-ci")
 """The hypothesis profiles the plugin registers."""
 
 _ENV = "DVCFLOW_HYPOTHESIS_PROFILE"
-_KEY = {KEY_ENV: "5a" * 32}
 
 
 def _register_profiles() -> bool:
@@ -78,7 +81,10 @@ def _register_profiles() -> bool:
         "dvcflow-ci",
         default,
         max_examples=20,
-        stateful_step_count=30,
+        # Short stories, and the first failure only: shrinking replays stories on a real
+        # engine, minutes for 30 steps failing in several ways, about one for 10-20.
+        stateful_step_count=20,
+        report_multiple_bugs=False,
         deadline=None,
         derandomize=True,
         print_blob=True,
@@ -152,12 +158,16 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 @pytest.fixture
 def dvcflow_clock() -> FrozenClock:
     """A frozen clock at `START`; move it with ``advance`` or ``set``."""
+    from dvcflow._clock import FrozenClock  # noqa: PLC0415 - see the imports above
+
     return FrozenClock(START)
 
 
 @pytest.fixture
 def dvcflow_fakes() -> FakeBackend:
     """The in-memory back ends the ``dvcflow_engine`` fixture uses for every family."""
+    from dvcflow.plugins.fake import FakeBackend  # noqa: PLC0415 - see the imports above
+
     return FakeBackend()
 
 
@@ -185,6 +195,8 @@ def dvcflow_catalog(pytestconfig: pytest.Config) -> Catalog | None:
     where = str(pytestconfig.getini("dvcflow_catalog") or "")
     if not where:
         return None
+    from dvcflow._catalog import Catalog  # noqa: PLC0415 - see the imports above
+
     return Catalog.from_path(Path(pytestconfig.rootpath) / where)
 
 
@@ -196,12 +208,15 @@ def dvcflow_engine(
     dvcflow_catalog: Catalog | None,
 ) -> Iterator[Engine]:
     """An engine on a SQLite file in ``tmp_path``, with the fakes, the clock, the catalogue."""
+    from dvcflow._engine import Engine  # noqa: PLC0415 - see the imports above
+    from dvcflow.testing._rigs import KEY_ENV, fake_config  # noqa: PLC0415
+
     engine = Engine.open(
         f"sqlite:///{tmp_path / 'dvcflow.db'}",
         catalog=dvcflow_catalog,
         config=fake_config(),
         clock=dvcflow_clock,
-        environ=_KEY,
+        environ={KEY_ENV: "5a" * 32},
         plugins=[dvcflow_fakes],
         entry_points=False,
     )
