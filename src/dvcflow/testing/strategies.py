@@ -256,6 +256,11 @@ def actors(
         raise ValueError(msg)
     agency = procedure.agency if procedure is not None else "UBND-XA.001"
     consulted = sorted({s.agency for s in procedure.steps if s.agency}) if procedure else []
+    # Out of scope is neither the owner nor acting for it, whatever ``owner`` is: the other
+    # accounts and the agents' own ids are never the owner's.
+    strangers = [account for account in ("acc-2", "acc-3", "acc-4") if account != owner][:2]
+    company = next(account for account in ("biz-9", "biz-8") if account != owner)
+    agents = [f"rep-{n}" for n in range(1, 5) if f"rep-{n}" != owner][:3]
 
     @st.composite
     def build(draw: st.DrawFn) -> Actor:  # noqa: PLR0911 - one return per kind of actor
@@ -264,14 +269,14 @@ def actors(
         if role == "system":
             return Actor.system()
         if role in APPLICANT_ROLES:
-            account = owner if inside else draw(st.sampled_from(["acc-2", "acc-3"]))
+            account = owner if inside else draw(st.sampled_from(strangers))
             if role == "citizen":
                 return Actor.citizen(account)
             if role == "business":
                 if draw(st.booleans()):
-                    return Actor.business("biz-9", acting_for=account)
+                    return Actor.business(company, acting_for=account)
                 return Actor.business(account)
-            return Actor.representative(f"rep-{draw(st.integers(1, 3))}", acting_for=account)
+            return Actor.representative(draw(st.sampled_from(agents)), acting_for=account)
         if role == "external_agency":
             ours = consulted or list(EXTERNAL_AGENCIES)
             where = draw(st.sampled_from(ours)) if inside else OTHER_AGENCY
