@@ -80,7 +80,7 @@ def _misspelt_capability(_draw: st.DrawFn, data: dict[str, Any]) -> tuple[str, s
 def _bad_code(draw: st.DrawFn, data: dict[str, Any]) -> tuple[str, str]:
     code = draw(st.sampled_from(["1.23", "3.000001", "1-001193", "1.001193.toolong9", ""]))
     data["code"] = code
-    return "code", "does not match the expected format" if code else "must be a non-empty"
+    return "code", "does not match the expected format" if code else "must not be empty"
 
 
 def _negative_fee(draw: st.DrawFn, data: dict[str, Any]) -> tuple[str, str]:
