@@ -56,7 +56,7 @@ class Command:
     payload: Mapping[str, Any]
 
 
-_INTAKE = ("applicant", "documents", "form", "delivery", "case", "address", "notify")
+_INTAKE = ("applicant", "documents", "form", "delivery", "case", "address", "notify", "exemption")
 KEYS: Mapping[str, tuple[str, ...]] = {
     "submit": _INTAKE,
     "receive": (*_INTAKE, "channel", "fees_collected", "owner"),
