@@ -336,7 +336,7 @@ def invalid_definitions() -> st.SearchStrategy[InvalidDefinition]:
 
 
 def commands(
-    procedure: ProcedureSpec,
+    procedure: ProcedureSpec | Kernel,
     dossier: Dossier | None = None,
     *,
     now: dt.datetime = STARTS[4],
@@ -347,9 +347,12 @@ def commands(
     lifecycle does not know), the actor one with or without the role and scope, the payload
     the keys the trigger reads with plausible values, some left out or spoilt, or garbage.
     ``dossier=None``: a first command (``submit`` or ``receive``) with its intake payload.
+
+    ``procedure`` may be the procedure's `Kernel`, when one is at hand: drawing a command per
+    step of a state machine then does not compile the lifecycle again each time.
     """
-    kernel = Kernel(procedure)
-    actors_ = pool(procedure)
+    kernel = procedure if isinstance(procedure, Kernel) else Kernel(procedure)
+    actors_ = pool(kernel.procedure)
     return st.composite(lambda draw: _command(draw, kernel, actors_, dossier, now))()
 
 
