@@ -32,6 +32,7 @@ from dvcflow._dossier import Dossier, replay
 from dvcflow._kernel import Event, Kernel
 from dvcflow._lifecycle import FINAL_STATES
 from dvcflow.testing import strategies
+from support import paid_before_return
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "procedures"
@@ -133,15 +134,6 @@ class DossierLifecycle(RuleBasedStateMachine):
         assert replay(event.changes for event in self.events) == self.dossier
 
 
-def _pay_later() -> ProcedureSpec:
-    """The judicial record with its fee paid before the return, not before reception."""
-    data = CATALOG.get("2.000488").to_data()
-    for case in data["cases"].values():
-        for fee in case["fees"]:
-            fee["timing"] = "before_return"
-    return ProcedureSpec.from_data(data)
-
-
 def _lifecycle_test(code: str, procedure: ProcedureSpec | None = None) -> Any:
     kernel = Kernel(procedure or CATALOG.get(code))
     machine = type(
@@ -163,4 +155,4 @@ TestLevel3ConstructionPermit = _lifecycle_test("1.009994")
 TestLevel4PartialJudicialRecord = _lifecycle_test("2.000488")
 TestLevel4PartialDrivingLicence = _lifecycle_test("1.002804")
 TestLevel4FullBirthRegistration = _lifecycle_test("1.001193")
-TestLevel4PartialFeeBeforeReturn = _lifecycle_test("2.000488", _pay_later())
+TestLevel4PartialFeeBeforeReturn = _lifecycle_test("2.000488", paid_before_return(CATALOG))

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 
 import dvcflow._handlers
-from dvcflow import Catalog, Level, OnlineClass, ProcedureSpec
+from dvcflow import Catalog, Level, OnlineClass
 from dvcflow._kernel import Kernel, Plan
 from dvcflow.testing import DossierMachine, close_engines, machine_for, strategies
 from pg import Cluster
+from support import paid_before_return
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "procedures"
 CATALOG = Catalog.from_path(EXAMPLES)
@@ -78,15 +79,6 @@ class TestEveryExampleIsCovered:
 # -- the guards disabled: the machine must fail ------------------------------------------------
 
 
-def _pay_later() -> ProcedureSpec:
-    """The judicial record with its fee paid before the return, not before reception."""
-    data = CATALOG.get("2.000488").to_data()
-    for case in data["cases"].values():
-        for fee in case["fees"]:
-            fee["timing"] = "before_return"
-    return ProcedureSpec.from_data(data)
-
-
 def _finds(machine: type[DossierMachine], examples: int = 200) -> str:
     """Run ``machine`` without shrinking until it fails; the failure's message."""
     quick = settings(
@@ -122,7 +114,7 @@ class TestMutations:
                 plan.reasons.remove("fees_unpaid")
 
         monkeypatch.setitem(dvcflow._handlers.HANDLERS, "return_result", unguarded)
-        spec = _pay_later() if procedure == "pay later" else CATALOG.get(procedure)
+        spec = paid_before_return(CATALOG) if procedure == "pay later" else CATALOG.get(procedure)
         message = _finds(machine_for(spec))
         assert re.search(r"the result was returned with .* unpaid", message), message
 
