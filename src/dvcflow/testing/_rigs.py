@@ -10,6 +10,7 @@ procedure versions: the same state as a freshly opened one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -17,7 +18,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ __all__ = [
     "KEY_ENV",
     "CommitWatch",
     "Rig",
+    "check_store",
     "close_engines",
     "fake_config",
+    "release",
     "rig_for",
     "snapshot",
 ]
@@ -103,6 +106,12 @@ class CommitWatch:
             return self._sqlite.execute("PRAGMA data_version").fetchone()[0]
         return snapshot(self._engine)
 
+    def commits(self) -> int | None:
+        """SQLite's commit counter (``None`` elsewhere, where asking means reading every row)."""
+        if self._sqlite is None:
+            return None
+        return int(self._sqlite.execute("PRAGMA data_version").fetchone()[0])
+
     @staticmethod
     def changes(before: object, after: object) -> list[str]:
         """What changed between two looks (empty: nothing)."""
@@ -161,21 +170,60 @@ class Rig:
             self.kernels[version] = kernel
         return kernel
 
-    def reset(self, start: dt.datetime, sink: list[Decision]) -> None:
-        """Empty the database (but for the published versions), the fakes; set the clock."""
+    def reset(self, start: dt.datetime) -> None:
+        """Empty the database (but for the published versions), the fakes; set the clock.
+
+        On PostgreSQL the identity sequences restart too, as in a freshly migrated database.
+        The plugins a machine was given beside the fakes keep what they hold: theirs to reset.
+        """
+        emptied = [
+            table
+            for table in reversed(metadata.sorted_tables)
+            if table.name not in _KEPT and table is not chain_head
+        ]
         with self.engine.store.transaction() as connection:
-            for table in reversed(metadata.sorted_tables):
-                if table.name not in _KEPT and table is not chain_head:
+            if connection.dialect.name == "postgresql":
+                names = ", ".join(f'"{table.name}"' for table in emptied)
+                connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
+            else:
+                for table in emptied:
                     connection.execute(table.delete())
             connection.execute(chain_head.update().values(seq=0, mac=GENESIS))
         self._fakes.reset()
         self.clock.set(start)
+        self.sink = None
+
+    @contextlib.contextmanager
+    def recording(self, sink: list[Decision]) -> Iterator[None]:
+        """Send the kernel's decisions to ``sink`` while the block runs (and only then)."""
         self.sink = sink
+        try:
+            yield
+        finally:
+            self.sink = None
 
     def close(self) -> None:
         """Close the engine and its watch."""
         self.watch.close()
         self.engine.close()
+
+
+def check_store(store: str) -> sa.URL | None:
+    """``store`` checked: ``None`` for ``"sqlite"``, else its PostgreSQL URL.
+
+    Raises:
+        ValueError: neither ``"sqlite"`` nor a PostgreSQL URL.
+    """
+    if store == "sqlite":
+        return None
+    try:
+        url = make_url(store)
+    except sa.exc.ArgumentError:
+        url = None
+    if url is None or not url.drivername.startswith("postgresql"):
+        msg = f"store must be 'sqlite' or a PostgreSQL URL, not {store!r}"
+        raise ValueError(msg)
+    return url
 
 
 class _Store:
@@ -186,11 +234,8 @@ class _Store:
         self._numbers = itertools.count(1)
         self._folder: Path | None = None
         self._server: sa.Engine | None = None
-        if store != "sqlite":
-            url = make_url(store)
-            if not url.drivername.startswith("postgresql"):
-                msg = f"store must be 'sqlite' or a PostgreSQL URL, not {store!r}"
-                raise ValueError(msg)
+        url = check_store(store)
+        if url is not None:
             self._url = url
 
     def create(self) -> tuple[str, str]:
@@ -216,7 +261,10 @@ class _Store:
 
     def remove(self, location: str) -> None:
         """Remove a rig's database (its engine closed)."""
-        if self.store != "sqlite":
+        if self.store == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(location + suffix).unlink(missing_ok=True)
+        else:
             self._execute(f'DROP DATABASE IF EXISTS "{location}"')
 
     def close(self) -> None:
@@ -247,6 +295,7 @@ def rig_for(
     env = dict(_KEY) | dict(environ or {})
     key = (
         store,
+        threading.get_ident(),  # a rig serves one thread: its watch, sink and reset are its own
         content_hash(procedure),
         id(settings),
         tuple(sorted(env.items())),
@@ -273,6 +322,16 @@ def rig_for(
         )
         rig = _RIGS[key] = Rig(engine, location, clock, fakes)
         return rig
+
+
+def release(rig: Rig) -> None:
+    """Close one rig's engine and remove its database (a drawn procedure's, after its example)."""
+    with _LOCK:
+        for key, held in list(_RIGS.items()):
+            if held is rig:
+                del _RIGS[key]
+                rig.close()
+                _STORES[key[0]].remove(rig.location)
 
 
 def close_engines() -> None:
