@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import inspect
 import os
 import re
@@ -26,12 +28,12 @@ from dvcflow._clock import FrozenClock
 from dvcflow._config import Config
 from dvcflow._dossier import Dossier, decode_changes, replay
 from dvcflow._engine import Engine
-from dvcflow._kernel import Decision, Kernel
+from dvcflow._kernel import Decision, Kernel, content_hash
 from dvcflow._procedure import ProcedureSpec
 from dvcflow._reasons import REASONS
 from dvcflow._snapshots import DossierSnapshot
 from dvcflow._values import Actor, Channel, DeliveryMethod
-from dvcflow.errors import CallbackError, DvcflowError, RefusedError
+from dvcflow.errors import CallbackError, RefusedError
 from dvcflow.plugins.fake import FakeBackend
 from dvcflow.testing import _checks
 from dvcflow.testing._payloads import (
@@ -41,7 +43,7 @@ from dvcflow.testing._payloads import (
     intake_values,
     pool,
 )
-from dvcflow.testing._rigs import CommitWatch, Rig, rig_for, snapshot
+from dvcflow.testing._rigs import CommitWatch, Rig, check_store, release, rig_for, snapshot
 from dvcflow.testing.strategies import starts
 
 __all__ = ["DossierMachine", "machine_for"]
@@ -107,9 +109,11 @@ def _result_goes_out(machine: DossierMachine) -> bool:
 class DossierMachine(RuleBasedStateMachine):
     """One dossier of one procedure on a real `Engine`, under random commands and time.
 
-    Make one with `machine_for`. Each example opens an engine on a fresh database (a copy of
-    a migrated template: a SQLite file, or a PostgreSQL database), with the in-memory fake
-    back ends (``fakes``) and a frozen clock (``clock``) that only the rules move. Every
+    Make one with `machine_for`. Each example starts an engine as freshly opened: one engine
+    per procedure, store and thread, on its own database (a SQLite file in a temporary folder,
+    or a PostgreSQL database), emptied before each example of everything but the published
+    procedure versions; with the in-memory fake back ends (``fakes``, emptied too) and a
+    frozen clock (``clock``) that only the rules move. Machines run on one thread each. Every
     command the kernel accepts is kept (``decisions``); the stored history, dossier row,
     outbox and timers are checked against them after every step.
 
@@ -153,7 +157,7 @@ class DossierMachine(RuleBasedStateMachine):
         """Whether something may wait in the outbox (a command or a tick since the last drain)."""
         self._watch: CommitWatch | None = None
         self._changes = 0
-        self._seen: dict[str, int] = {}
+        self._seen: dict[str, tuple[int, object]] = {}
 
     @classmethod
     def rule_names(cls) -> list[str]:
@@ -209,7 +213,7 @@ class DossierMachine(RuleBasedStateMachine):
         rig = rig_for(
             self.store, procedure, config=self.config, environ=self.environ, plugins=self.plugins
         )
-        rig.reset(start, self._pending)
+        rig.reset(start)
         self._rig = rig
         self._engine, self._watch = rig.engine, rig.watch
         self.clock, self.fakes = rig.clock, rig.fakes
@@ -217,10 +221,19 @@ class DossierMachine(RuleBasedStateMachine):
         self.steps.append(f"open {procedure.code} (level {procedure.level.value}) at {start}")
 
     def teardown(self) -> None:
-        """Let the engine go (the next example empties its database)."""
+        """Let the engine go (the next example of the procedure empties its database).
+
+        A drawn procedure's engine and database, never drawn again, are closed and removed.
+        """
         if self._rig is not None:
-            self._rig.sink = None
+            if type(self).procedure is None:
+                release(self._rig)
             self._rig = None
+
+    def _recording(self) -> contextlib.AbstractContextManager[None]:
+        """The kernel's decisions go to ``_pending`` while the block runs, and only then."""
+        assert self._rig is not None
+        return self._rig.recording(self._pending)
 
     def database(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table (for comparing the database before and after something)."""
@@ -242,9 +255,14 @@ class DossierMachine(RuleBasedStateMachine):
         step that changed neither (a refused command, which is checked to write nothing)
         they would find what they found before.
         """
-        if self.snapshot is None or self._seen.get(name) == self._changes:
+        if self.snapshot is None or self._watch is None:
             return False
-        self._seen[name] = self._changes
+        # The steps the machine knows of, and (on SQLite, where asking is cheap) whether any
+        # commit happened since: a subclass's rule that wrote by itself is seen too.
+        now = (self._changes, self._watch.commits())
+        if self._seen.get(name) == now:
+            return False
+        self._seen[name] = now
         return True
 
     # -- commands -------------------------------------------------------------------------------
@@ -271,9 +289,10 @@ class DossierMachine(RuleBasedStateMachine):
             raise RuntimeError(msg)
         before = self._look()
         try:
-            outcome = self.engine.fire(
-                self.snapshot.id, trigger, actor=actor, payload=payload, command_id=command_id
-            )
+            with self._recording():
+                outcome = self.engine.fire(
+                    self.snapshot.id, trigger, actor=actor, payload=payload, command_id=command_id
+                )
         except RefusedError as refusal:
             self._refused(refusal, before)
             self._record(f"{trigger} by {actor.id}: refused {', '.join(refusal.reasons)}")
@@ -299,10 +318,15 @@ class DossierMachine(RuleBasedStateMachine):
         self._changes += 1
 
     def observe(self, operation: Callable[[], T]) -> T:
-        """Run ``operation`` (a tick, a worker, a callback) and keep what it decided."""
+        """Run ``operation`` (a tick, a worker, a callback) and keep what it decided.
+
+        Commands sent to the engine other than through `fire` and `observe` are not kept, and
+        the history check then finds events no accepted command explains.
+        """
         self._changes += 1
         try:
-            result = operation()
+            with self._recording():
+                result = operation()
         finally:
             self.undelivered = self.undelivered or bool(self._pending)
             self.decisions.extend(self._pending)
@@ -322,9 +346,10 @@ class DossierMachine(RuleBasedStateMachine):
         """Send an accepted command again with its id: the recorded outcome, nothing written."""
         assert self.snapshot is not None
         before = self._look()
-        again = self.engine.fire(
-            self.snapshot.id, trigger, actor=actor, payload=payload, command_id=command_id
-        )
+        with self._recording():
+            again = self.engine.fire(
+                self.snapshot.id, trigger, actor=actor, payload=payload, command_id=command_id
+            )
         assert not self._pending, "a repeated command was decided again"
         assert again == outcome, "a repeated command id returned another outcome"
         self._unchanged(before, "a repeated command id")
@@ -352,22 +377,23 @@ class DossierMachine(RuleBasedStateMachine):
         delivery = DeliveryMethod(values["delivery"])
         before = self._look()
         try:
-            outcome = self.engine.submit(
-                spec.code,
-                applicant=values["applicant"],
-                actor=actor,
-                channel=channel,
-                case=values.get("case"),
-                form=values["form"],
-                documents=values["documents"],
-                delivery=delivery,
-                exemption=values.get("exemption"),
-                owner=values.get("owner"),
-                fees_collected=bool(values.get("fees_collected")),
-                notify=values.get("notify"),
-                address=values.get("address"),
-                command_id=f"intake-{next(self._numbers)}",
-            )
+            with self._recording():
+                outcome = self.engine.submit(
+                    spec.code,
+                    applicant=values["applicant"],
+                    actor=actor,
+                    channel=channel,
+                    case=values.get("case"),
+                    form=values["form"],
+                    documents=values["documents"],
+                    delivery=delivery,
+                    exemption=values.get("exemption"),
+                    owner=values.get("owner"),
+                    fees_collected=bool(values.get("fees_collected")),
+                    notify=values.get("notify"),
+                    address=values.get("address"),
+                    command_id=f"intake-{next(self._numbers)}",
+                )
         except RefusedError as refusal:
             self._refused(refusal, before)
             self._record(f"intake {channel.value} by {actor.id}: refused {refusal.reasons}")
@@ -486,8 +512,15 @@ class DossierMachine(RuleBasedStateMachine):
             try:
                 link = self.engine.results.link(dossier_id)
                 self.observe(lambda: self.engine.results.open(link))
-            except DvcflowError as error:
-                self._record(f"download: {type(error).__name__}: {error}")
+            except RefusedError as refusal:
+                # The one refusal a fresh link to a ready result may meet: a fee still owed.
+                unexpected = self.snapshot.dossier.fees_settled or refusal.reasons != (
+                    "fees_unpaid",
+                )
+                if unexpected:
+                    msg = f"the download of a ready result was refused: {refusal}"
+                    raise AssertionError(msg) from refusal
+                self._record("download: refused, fees unpaid")
                 return
         else:
             receiver = {"name": "Nguyễn Văn An", "relation": "holder"}
@@ -615,17 +648,33 @@ class DossierMachine(RuleBasedStateMachine):
         _checks.check_authorized(self.timeline(), self.kernel.lifecycle, self.spec)
 
 
-BUILTIN_INVARIANTS = (
-    "refused commands change nothing (checked as each command is refused)",
-    "history_replays_to_the_stored_state",
-    "final_states_stay_final",
-    "no_result_returned_with_fees_unpaid",
-    "due_dates_on_working_days",
-    "full_process_never_needs_presence",
-    "effects_queued_exactly_once",
-    "fakes_take_every_effect",
-    "commands_were_authorized",
-)
+BUILTIN_INVARIANTS: Mapping[str, str] = {
+    "refused_commands_change_nothing": (
+        "a refused command writes nothing and carries documented reason codes (checked as each "
+        "command is refused, not as an @invariant)"
+    ),
+    "history_replays_to_the_stored_state": (
+        "the history replays to the stored dossier, verifies, and is what the kernel decided"
+    ),
+    "final_states_stay_final": "no event leaves a final state",
+    "no_result_returned_with_fees_unpaid": "return_result only with every fee paid",
+    "due_dates_on_working_days": "computed due dates and deadlines fall on working days",
+    "full_process_never_needs_presence": (
+        "a full-process dossier: no in-person return, counter payment or visit"
+    ),
+    "effects_queued_exactly_once": "every effect of every accepted command queued once",
+    "fakes_take_every_effect": "no effect ends as an incident",
+    "commands_were_authorized": "every event's actor held a role of its edge, in scope",
+}
+"""The built-in checks by name (each an ``@invariant`` method of `DossierMachine` but the
+first), and what each one holds."""
+
+
+def _beside_caller(path: Path, caller: str) -> Path:
+    """A relative path is taken from the folder of the file that called `machine_for`."""
+    if path.is_absolute() or caller.startswith("<"):
+        return path
+    return Path(caller).resolve().parent / path
 
 
 def _procedure_of(
@@ -643,10 +692,12 @@ def _procedure_of(
     return next(iter(catalog))
 
 
-def _class_name(procedure: ProcedureSpec | None) -> str:
+def _class_name(procedure: ProcedureSpec | None, *parts: object) -> str:
+    """A name per procedure and set-up: hypothesis keys its saved failures by it."""
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:8]
     if procedure is None:
-        return "DrawnProcedureMachine"
-    return "Procedure_" + re.sub(r"\W", "_", procedure.code) + "Machine"
+        return f"DrawnProcedureMachine_{digest}"
+    return "Procedure_" + re.sub(r"\W", "_", procedure.code) + f"_{digest}Machine"
 
 
 def machine_for(  # noqa: PLR0913 - the machine's parts, keyword-only
@@ -665,23 +716,38 @@ def machine_for(  # noqa: PLR0913 - the machine's parts, keyword-only
 
     Args:
         procedure: a `ProcedureSpec`; the path of a procedure file (or of a folder, with
-            ``code``); or a strategy (e.g. `strategies.procedures`) drawing one per example.
+            ``code``), a relative one taken from the folder of the file calling
+            `machine_for`; or a strategy (e.g. `strategies.procedures`) drawing one per
+            example.
         code: which procedure of the folder ``procedure`` names.
-        store: ``"sqlite"`` (a temporary file per example) or a PostgreSQL URL whose role may
-            create databases (a fresh database per example, from a migrated template).
+        store: ``"sqlite"`` (a file in a temporary folder) or a PostgreSQL URL whose role may
+            create databases (a database of its own, dropped by `close_engines` or at exit);
+            emptied before each example.
         invariants: more invariants, each called with the machine after every step.
         rules: more rules, each called with the machine and a `hypothesis` data object.
         config: the engine's configuration (its providers must include a ``fake`` provider
             the routing uses); by default every family goes to the fake, with a history key.
         environ: where the configuration's secrets and history key are read.
-        plugins: more back-end plugins to register (the fake is always registered).
+        plugins: more back-end plugins to register (the fake is always registered); they
+            are shared by the examples, so reset what they capture in a rule or invariant.
         start: where each example's clock starts; `strategies.starts` by default.
 
     Returns:
         The machine class; its ``TestCase`` is a test pytest and unittest collect.
+
+    Raises:
+        ValueError: ``store`` is neither ``"sqlite"`` nor a PostgreSQL URL, or a folder holds
+            several procedures and no ``code`` was given.
     """
+    check_store(store)
+    invariants, rules = tuple(invariants), tuple(rules)
     drawn = procedure if isinstance(procedure, st.SearchStrategy) else None
-    fixed = None if drawn is not None else _procedure_of(procedure, code)  # type: ignore[arg-type]
+    fixed: ProcedureSpec | None = None
+    if isinstance(procedure, ProcedureSpec):
+        fixed = procedure
+    elif drawn is None:
+        where = _beside_caller(Path(procedure), inspect.stack()[1].filename)  # type: ignore[arg-type]
+        fixed = _procedure_of(where, code)
     settings = Config.load(config) if isinstance(config, str | os.PathLike) else config
 
     starting = start if start is not None else starts()
@@ -716,7 +782,13 @@ def machine_for(  # noqa: PLR0913 - the machine's parts, keyword-only
         namespace[f"user_rule_{number}_{_name(action)}"] = precondition(_has_dossier)(
             rule(data=st.data())(_as_rule(action))
         )
-    name = _class_name(fixed)
+    name = _class_name(
+        fixed,
+        content_hash(fixed) if fixed is not None else repr(drawn),
+        store,
+        [_name(check) for check in invariants],
+        [_name(action) for action in rules],
+    )
     machine = type(name, (DossierMachine,), namespace)
     machine.__qualname__ = name
     return machine
@@ -738,7 +810,11 @@ def _as_invariant(check: Invariant) -> Callable[[DossierMachine], None]:
 
 def _as_rule(action: Rule) -> Callable[[DossierMachine, st.DataObject], None]:
     def method(self: DossierMachine, data: st.DataObject) -> None:
-        action(self, data)
+        try:
+            action(self, data)
+        finally:
+            # It may have written (through fire or observe, or by itself): check again.
+            self._changes += 1
 
     method.__name__ = _name(action)
     method.__doc__ = action.__doc__
