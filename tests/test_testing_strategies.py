@@ -522,6 +522,21 @@ EXTENSIONS: Mapping[str, Callable[[ProcedureSpec], object]] = {
 
 
 class TestProcedures:
+    @FEW
+    @given(strategies.procedure_data([3]))
+    def test_procedure_data_takes_levels_as_numbers(self, data: dict[str, Any]) -> None:
+        """``procedure_data`` accepts a level by its number, as ``procedures`` does."""
+        assert check_definition(data).level is Level.ONLINE_SUBMISSION
+
+    def test_nothing_to_draw_from_is_refused_at_once(self) -> None:
+        """No level, or level 4 with no class, is a ValueError when the strategy is made."""
+        with pytest.raises(ValueError, match="at least one level"):
+            strategies.procedures([])
+        with pytest.raises(ValueError, match="at least one online class"):
+            strategies.procedures([Level.ONLINE_PAYMENT], classes=[])
+        with pytest.raises(ValueError, match="is not a valid Level"):
+            strategies.procedures([7])
+
     @pytest.mark.parametrize(
         ("level", "klass"), LEVEL_CLASSES, ids=["1", "2", "3", "4-partial", "4-full"]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -261,8 +262,20 @@ def _procedure_data(  # noqa: C901, PLR0912, PLR0915 - one branch per optional p
 
 
 def procedure_data(
-    levels: tuple[Level, ...] = tuple(Level),
-    classes: tuple[OnlineClass | None, ...] = (OnlineClass.FULL, OnlineClass.PARTIAL),
+    levels: Iterable[Level | int] = tuple(Level),
+    classes: Iterable[OnlineClass | None] = (OnlineClass.FULL, OnlineClass.PARTIAL),
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Plain data of valid procedures at ``levels`` (level 4 in ``classes``), as a file holds it."""
-    return _procedure_data(tuple(levels), tuple(classes))
+    """Plain data of valid procedures at ``levels`` (level 4 in ``classes``), as a file holds it.
+
+    Raises:
+        ValueError: no level, an unknown one, or level 4 asked for with no class.
+    """
+    chosen = tuple(sorted({Level(level) for level in levels}))
+    kinds = tuple(OnlineClass(kind) for kind in classes if kind is not None)
+    if not chosen:
+        msg = "procedure_data() needs at least one level"
+        raise ValueError(msg)
+    if Level.ONLINE_PAYMENT in chosen and not kinds:
+        msg = "procedure_data() at level 4 needs at least one online class"
+        raise ValueError(msg)
+    return _procedure_data(chosen, kinds)

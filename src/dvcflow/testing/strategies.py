@@ -306,9 +306,11 @@ def procedures(
     durations and fees, exemptions, components, form fields, agency steps (appraisals,
     inspections, consultations of other agencies), sign-off, narrowed permissions, pinned
     rule packs and intake cut-offs. Nothing is filtered: every drawn definition is valid.
+
+    Raises:
+        ValueError: no level, an unknown one, or level 4 asked for with no class.
     """
-    chosen = tuple(sorted({Level(level) for level in levels}))
-    return procedure_data(chosen, tuple(classes)).map(check_definition)
+    return procedure_data(levels, classes).map(check_definition)
 
 
 def invalid_definitions() -> st.SearchStrategy[InvalidDefinition]:
