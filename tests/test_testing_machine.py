@@ -3,6 +3,7 @@ and with the core guards disabled (it must then fail)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 
 import dvcflow._handlers
-from dvcflow import Catalog, Level, OnlineClass
+from dvcflow import Catalog, DeliveryMethod, Engine, Level, OnlineClass
 from dvcflow._kernel import Kernel, Plan
-from dvcflow.testing import DossierMachine, close_engines, machine_for, strategies
+from dvcflow._store import Store
+from dvcflow.errors import RefusedError
+from dvcflow.testing import (
+    BUILTIN_INVARIANTS,
+    DossierMachine,
+    _rigs,
+    close_engines,
+    machine_for,
+    strategies,
+)
 from pg import Cluster
 from support import paid_before_return
 
@@ -127,6 +137,65 @@ class TestMutations:
         scope = r"needs one of|not the owner's dossier|staff of .*, dossier of|not addressed|postal"
         assert re.search(scope, message), message
 
+    def test_a_due_date_off_the_calendar_is_caught(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With due dates computed a calendar day late (a Friday's becomes a Saturday), the
+        machine finds one on a day off."""
+        computed = dvcflow._handlers.due_at
+
+        def a_day_late(*args: Any, **kwargs: Any) -> dt.datetime | None:
+            due = computed(*args, **kwargs)
+            return None if due is None else due + dt.timedelta(days=1)
+
+        monkeypatch.setattr(dvcflow._handlers, "due_at", a_day_late)
+        message = _finds(machine_for(EXAMPLES, code="2.000488"))
+        assert "not a working day" in message, message
+
+    def test_an_in_person_return_of_a_full_dossier_is_caught(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With intake accepting any return method, a full-process dossier is returned in
+        person and the machine says so."""
+        checked = dvcflow._handlers._delivery
+
+        def any_method(*args: Any, **kwargs: Any) -> DeliveryMethod:
+            problems: list[str] = args[2]
+            method = checked(*args, **kwargs)
+            if "delivery_not_offered" in problems:
+                problems.remove("delivery_not_offered")
+            return method
+
+        monkeypatch.setattr(dvcflow._handlers, "_delivery", any_method)
+        message = _finds(machine_for(EXAMPLES, code="1.001193"))
+        assert "of a full-process dossier: in-person return" in message, message
+
+    def test_a_lost_effect_is_caught(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With the store dropping the last of several effects a command queues, the machine
+        finds the effect decided and never queued."""
+        queue = Store.add_outbox
+
+        def drop_last(self: Store, connection: Any, rows: Any) -> None:
+            queue(self, connection, rows[:-1] if len(rows) > 1 else rows)
+
+        monkeypatch.setattr(Store, "add_outbox", drop_last)
+        message = _finds(machine_for(EXAMPLES, code="2.000575"))
+        assert "effects decided but not queued" in message, message
+
+    def test_a_refusal_that_writes_is_caught(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With the engine keeping a trace of each refused command (a file attached to the
+        dossier), the machine finds a refusal that wrote."""
+        fire = Engine.fire
+
+        def tracing(self: Engine, dossier: str, trigger: str, **kwargs: Any) -> Any:
+            try:
+                return fire(self, dossier, trigger, **kwargs)
+            except RefusedError:
+                self.results.attach(dossier, trigger.encode(), media_type="text/plain", name="t")
+                raise
+
+        monkeypatch.setattr(Engine, "fire", tracing)
+        message = _finds(machine_for(EXAMPLES, code="2.000815"))
+        assert re.search(r"the refused \w+ wrote to", message), message
+
 
 # -- a user's own invariants and rules ---------------------------------------------------------
 
@@ -178,6 +247,71 @@ class TestUserExtensions:
 
         run_state_machine_as_test(Extended, settings=bounded(20))
         assert ticks
+
+
+# -- setting a machine up -------------------------------------------------------------------------
+
+
+class TestSetUp:
+    def test_a_drawn_procedure_leaves_no_engine_behind(self) -> None:
+        """Each drawn procedure's engine and database are removed after its example."""
+        before = set(_rigs._RIGS.values())
+        seen: set[str] = set()
+
+        def where(machine: DossierMachine) -> None:
+            path = machine.engine.store.database_path
+            assert path is not None
+            seen.add(str(path))
+
+        machine = machine_for(strategies.procedures([Level.FORMS]), invariants=[where])
+        run_state_machine_as_test(machine, settings=bounded(5))
+        assert set(_rigs._RIGS.values()) == before
+        assert len(seen) > 1
+        assert not [path for path in seen if Path(path).exists()]
+
+    def test_a_bad_store_is_refused_at_once(self) -> None:
+        """A store that is neither "sqlite" nor a PostgreSQL URL fails in machine_for."""
+        for store in ("mysql://db/x", "sqlite:///x.db", "nonsense"):
+            with pytest.raises(ValueError, match="store must be 'sqlite' or a PostgreSQL URL"):
+                machine_for(EXAMPLES, code="2.000815", store=store)
+
+    def test_each_set_up_has_its_own_name(self) -> None:
+        """Hypothesis keys saved failures by the class: one name per procedure and set-up."""
+
+        def mine(machine: DossierMachine) -> None:
+            assert machine.engine is not None
+
+        names = {
+            machine_for(EXAMPLES, code="2.000815").__name__,
+            machine_for(EXAMPLES, code="2.000815", invariants=[mine]).__name__,
+            machine_for(EXAMPLES, code="2.000575").__name__,
+            machine_for(strategies.procedures([Level.FORMS])).__name__,
+            machine_for(strategies.procedures([Level.INFORMATION])).__name__,
+        }
+        assert len(names) == 5
+        assert machine_for(EXAMPLES, code="2.000815").__name__ in names
+
+    def test_a_relative_path_is_taken_beside_the_caller(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``machine_for("procedures/...")`` finds the file beside the test, from any folder."""
+        monkeypatch.chdir(tmp_path)
+        here = Path(__file__).resolve().parent
+        relative = Path("..", "examples", "procedures")
+        assert (here / relative).is_dir()
+        machine = machine_for(relative, code="2.000815")
+        assert machine.procedure is not None
+        assert machine.procedure.code == "2.000815"
+
+    def test_the_builtin_invariants_are_the_machines(self) -> None:
+        """Every name of BUILTIN_INVARIANTS but the refusal check is an invariant method."""
+        names = set(BUILTIN_INVARIANTS) - {"refused_commands_change_nothing"}
+        methods = {
+            name
+            for name in dir(DossierMachine)
+            if getattr(getattr(DossierMachine, name), "hypothesis_stateful_invariant", None)
+        }
+        assert names == methods
 
 
 # -- on PostgreSQL ------------------------------------------------------------------------------
