@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 
 from dvcflow import (
     Actor,
+    Catalog,
     Channel,
     DeliveryMethod,
     DossierSnapshot,
@@ -21,7 +22,7 @@ from dvcflow import (
 )
 from dvcflow._demo import happy_path
 
-__all__ = ["HALF_HOUR", "drive", "intake", "migrations_head"]
+__all__ = ["HALF_HOUR", "drive", "intake", "migrations_head", "paid_before_return"]
 
 HALF_HOUR = dt.timedelta(minutes=30)
 
@@ -74,3 +75,12 @@ def migrations_head() -> str:
     config = AlembicConfig()
     config.set_main_option("script_location", str(resources.files("dvcflow") / "_migrations"))
     return ScriptDirectory.from_config(config).get_current_head() or ""
+
+
+def paid_before_return(catalog: Catalog) -> ProcedureSpec:
+    """The judicial record (2.000488) with its fee paid before the return, not at reception."""
+    data = catalog.get("2.000488").to_data()
+    for case in data["cases"].values():
+        for fee in case["fees"]:
+            fee["timing"] = "before_return"
+    return ProcedureSpec.from_data(data)

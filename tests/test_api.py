@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import subprocess
+import sys
 import types
 
 import dvcflow
@@ -21,13 +23,35 @@ class TestFacade:
         assert dvcflow.__all__ == sorted(dvcflow.__all__, key=group)
 
     def test_all_is_complete(self) -> None:
-        """Every public attribute of the package is listed, and everything listed exists."""
+        """Every public name of the package is listed, and everything listed exists."""
+        for name in dvcflow.__all__:
+            getattr(dvcflow, name)
         public = {
             name
             for name, value in vars(dvcflow).items()
-            if not name.startswith("_") and not isinstance(value, types.ModuleType)
+            if not name.startswith("_")
+            and name != "TYPE_CHECKING"
+            and not isinstance(value, types.ModuleType)
         }
         assert public | {"__version__"} == set(dvcflow.__all__)
+        assert set(dir(dvcflow)) == set(dvcflow.__all__)
+
+    def test_names_load_on_first_use(self) -> None:
+        """``import dvcflow`` loads neither the engine nor SQLAlchemy (the command line and
+        the pytest plugin start quickly); the first use of a name does."""
+        probe = (
+            "import sys, dvcflow\n"
+            "assert 'sqlalchemy' not in sys.modules and 'dvcflow._engine' not in sys.modules\n"
+            "assert dvcflow.Engine.__module__ == 'dvcflow._engine'\n"
+            "assert 'sqlalchemy' in sys.modules\n"
+            "try:\n"
+            "    dvcflow.Engien\n"
+            "except AttributeError as error:\n"
+            "    assert \"'Engien'\" in str(error)\n"
+            "else:\n"
+            "    raise AssertionError('a misspelt name resolved')\n"
+        )
+        subprocess.run([sys.executable, "-c", probe], check=True)  # noqa: S603 - our own code
 
     def test_version_from_metadata(self) -> None:
         """The version comes from the installed package's metadata."""

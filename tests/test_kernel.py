@@ -678,6 +678,18 @@ class TestHappyPaths:
         assert timers[1]["at"] == due.isoformat()
         assert walk.last.event.data["due_change"]["new"] == due.isoformat()
 
+    def test_a_reminder_already_past_is_due_at_reception(self) -> None:
+        """A same-day dossier's one-working-day reminder would fall before it was received:
+        its timer is set for the reception itself (the next tick sends it)."""
+        walk = received("1.001193")
+        now = walk.last.event.at
+        timers = {
+            t["name"]: dt.datetime.fromisoformat(t["at"])
+            for t in walk.effects(EffectKind.SET_TIMER)
+        }
+        assert timers["due_reminder"] == now
+        assert timers["due_escalation"] == walk.current.due_at > now
+
 
 class TestSupplements:
     def test_at_reception_starts_no_clock(self) -> None:

@@ -1,109 +1,112 @@
 """dvcflow: the lifecycle of administrative dossiers for Vietnam's online public services."""
 
+import importlib
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
-from dvcflow._backend_config import PaymentSettings, ProviderConfig, Routing, WorkerSettings
-from dvcflow._backends import (
-    CallbackReply,
-    DeliveryReceipt,
-    DeliveryReport,
-    DeliveryRequest,
-    DeliveryStatus,
-    DocumentSignature,
-    Family,
-    Message,
-    MessageChannel,
-    MessageReceipt,
-    MessageStatus,
-    NotificationReceipt,
-    PaymentLink,
-    PaymentOutcome,
-    PaymentQuery,
-    PaymentReport,
-    PaymentRequest,
-    Provider,
-    RefundRequest,
-    RefundResult,
-    StoredFile,
-    TransitionRecord,
-)
-from dvcflow._calendar import CalendarOverride, OfficeHours, WorkingCalendar, load_overrides
-from dvcflow._catalog import Catalog
-from dvcflow._clock import Clock, FrozenClock, SystemClock
-from dvcflow._codes import CodeFormat, CodePeriod
-from dvcflow._config import Config
-from dvcflow._deadlines import DayCounting, DeadlineRules, DueDateChange, Timeliness
-from dvcflow._deliveries import Deliveries, DeliveryRecord
-from dvcflow._dossier import Dossier, FeeObligation, Wait, replay
-from dvcflow._engine import Engine, retry
-from dvcflow._history import Checkpoint
-from dvcflow._intake import SecurityRecord
-from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
-from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
-from dvcflow._migration import MigrationItem, MigrationPlan
-from dvcflow._notifications import MessageRecord, Notifications
-from dvcflow._outbox import Incident, Outbox, OutboxItem
-from dvcflow._payments import PaymentRecord, Payments, RefundRecord
-from dvcflow._policies import ClockPolicy, PaymentWaitPolicy, SupplementExpiry, SupplementPolicy
-from dvcflow._procedure import (
-    CapabilitiesSpec,
-    CaseSpec,
-    ComponentSpec,
-    DocumentKind,
-    ExemptionSpec,
-    FeeSpec,
-    FieldType,
-    FormDocumentSpec,
-    FormFieldSpec,
-    ProcedureSpec,
-    ResultSpec,
-    StepKind,
-    StepSpec,
-    Text,
-)
-from dvcflow._reasons import REASONS, Reason
-from dvcflow._results import Download, FileRecord, Results
-from dvcflow._rulepacks import ContactRule, RulePacks, RulePackSpec, ServiceModel
-from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page
-from dvcflow._values import (
-    ROLES,
-    Actor,
-    ActorKind,
-    Applicant,
-    ApplicantType,
-    Channel,
-    CopyType,
-    DeliveryMethod,
-    Duration,
-    DurationUnit,
-    FeeKind,
-    FeeTiming,
-    Money,
-)
-from dvcflow._visits import count_visits
-from dvcflow._worker import Worker, WorkerReport
-from dvcflow.errors import (
-    BackendError,
-    CalendarError,
-    CallbackError,
-    CommandConflictError,
-    ConcurrencyError,
-    ConfigurationError,
-    DvcflowError,
-    InvalidDefinitionError,
-    InvalidValueError,
-    NotFoundError,
-    PermissionDeniedError,
-    PluginError,
-    Problem,
-    RefusedError,
-    SchemaError,
-    SignatureError,
-    StoreUnavailableError,
-    TamperedHistoryError,
-)
-from dvcflow.hookspecs import hookimpl
-from dvcflow.levels import Level, OnlineClass
+if TYPE_CHECKING:
+    from dvcflow._backend_config import PaymentSettings, ProviderConfig, Routing, WorkerSettings
+    from dvcflow._backends import (
+        CallbackReply,
+        DeliveryReceipt,
+        DeliveryReport,
+        DeliveryRequest,
+        DeliveryStatus,
+        DocumentSignature,
+        Family,
+        Message,
+        MessageChannel,
+        MessageReceipt,
+        MessageStatus,
+        NotificationReceipt,
+        PaymentLink,
+        PaymentOutcome,
+        PaymentQuery,
+        PaymentReport,
+        PaymentRequest,
+        Provider,
+        RefundRequest,
+        RefundResult,
+        StoredFile,
+        TransitionRecord,
+    )
+    from dvcflow._calendar import CalendarOverride, OfficeHours, WorkingCalendar, load_overrides
+    from dvcflow._catalog import Catalog
+    from dvcflow._clock import Clock, FrozenClock, SystemClock
+    from dvcflow._codes import CodeFormat, CodePeriod
+    from dvcflow._config import Config
+    from dvcflow._deadlines import DayCounting, DeadlineRules, DueDateChange, Timeliness
+    from dvcflow._deliveries import Deliveries, DeliveryRecord
+    from dvcflow._dossier import Dossier, FeeObligation, Wait, replay
+    from dvcflow._engine import Engine, retry
+    from dvcflow._history import Checkpoint
+    from dvcflow._intake import SecurityRecord
+    from dvcflow._kernel import Action, Decision, Effect, EffectKind, Event, Kernel
+    from dvcflow._lifecycle import LifecycleSpec, NationalStatus, StateSpec, TransitionSpec
+    from dvcflow._migration import MigrationItem, MigrationPlan
+    from dvcflow._notifications import MessageRecord, Notifications
+    from dvcflow._outbox import Incident, Outbox, OutboxItem
+    from dvcflow._payments import PaymentRecord, Payments, RefundRecord
+    from dvcflow._policies import ClockPolicy, PaymentWaitPolicy, SupplementExpiry, SupplementPolicy
+    from dvcflow._procedure import (
+        CapabilitiesSpec,
+        CaseSpec,
+        ComponentSpec,
+        DocumentKind,
+        ExemptionSpec,
+        FeeSpec,
+        FieldType,
+        FormDocumentSpec,
+        FormFieldSpec,
+        ProcedureSpec,
+        ResultSpec,
+        StepKind,
+        StepSpec,
+        Text,
+    )
+    from dvcflow._reasons import REASONS, Reason
+    from dvcflow._results import Download, FileRecord, Results
+    from dvcflow._rulepacks import ContactRule, RulePacks, RulePackSpec, ServiceModel
+    from dvcflow._snapshots import DossierSnapshot, HistoryEvent, Page
+    from dvcflow._values import (
+        ROLES,
+        Actor,
+        ActorKind,
+        Applicant,
+        ApplicantType,
+        Channel,
+        CopyType,
+        DeliveryMethod,
+        Duration,
+        DurationUnit,
+        FeeKind,
+        FeeTiming,
+        Money,
+    )
+    from dvcflow._visits import count_visits
+    from dvcflow._worker import Worker, WorkerReport
+    from dvcflow.errors import (
+        BackendError,
+        CalendarError,
+        CallbackError,
+        CommandConflictError,
+        ConcurrencyError,
+        ConfigurationError,
+        DvcflowError,
+        InvalidDefinitionError,
+        InvalidValueError,
+        NotFoundError,
+        PermissionDeniedError,
+        PluginError,
+        Problem,
+        RefusedError,
+        SchemaError,
+        SignatureError,
+        StoreUnavailableError,
+        TamperedHistoryError,
+    )
+    from dvcflow.hookspecs import hookimpl
+    from dvcflow.levels import Level, OnlineClass
 
 __version__ = _version("dvcflow")
 
@@ -248,3 +251,165 @@ __all__ = [
     "replay",
     "retry",
 ]
+
+
+_WHERE = {
+    "Action": "dvcflow._kernel",
+    "Actor": "dvcflow._values",
+    "ActorKind": "dvcflow._values",
+    "Applicant": "dvcflow._values",
+    "ApplicantType": "dvcflow._values",
+    "BackendError": "dvcflow.errors",
+    "CalendarError": "dvcflow.errors",
+    "CalendarOverride": "dvcflow._calendar",
+    "CallbackError": "dvcflow.errors",
+    "CallbackReply": "dvcflow._backends",
+    "CapabilitiesSpec": "dvcflow._procedure",
+    "CaseSpec": "dvcflow._procedure",
+    "Catalog": "dvcflow._catalog",
+    "Channel": "dvcflow._values",
+    "Checkpoint": "dvcflow._history",
+    "Clock": "dvcflow._clock",
+    "ClockPolicy": "dvcflow._policies",
+    "CodeFormat": "dvcflow._codes",
+    "CodePeriod": "dvcflow._codes",
+    "CommandConflictError": "dvcflow.errors",
+    "ComponentSpec": "dvcflow._procedure",
+    "ConcurrencyError": "dvcflow.errors",
+    "Config": "dvcflow._config",
+    "ConfigurationError": "dvcflow.errors",
+    "ContactRule": "dvcflow._rulepacks",
+    "CopyType": "dvcflow._values",
+    "DayCounting": "dvcflow._deadlines",
+    "DeadlineRules": "dvcflow._deadlines",
+    "Decision": "dvcflow._kernel",
+    "Deliveries": "dvcflow._deliveries",
+    "DeliveryMethod": "dvcflow._values",
+    "DeliveryReceipt": "dvcflow._backends",
+    "DeliveryRecord": "dvcflow._deliveries",
+    "DeliveryReport": "dvcflow._backends",
+    "DeliveryRequest": "dvcflow._backends",
+    "DeliveryStatus": "dvcflow._backends",
+    "DocumentKind": "dvcflow._procedure",
+    "DocumentSignature": "dvcflow._backends",
+    "Dossier": "dvcflow._dossier",
+    "DossierSnapshot": "dvcflow._snapshots",
+    "Download": "dvcflow._results",
+    "DueDateChange": "dvcflow._deadlines",
+    "Duration": "dvcflow._values",
+    "DurationUnit": "dvcflow._values",
+    "DvcflowError": "dvcflow.errors",
+    "Effect": "dvcflow._kernel",
+    "EffectKind": "dvcflow._kernel",
+    "Engine": "dvcflow._engine",
+    "Event": "dvcflow._kernel",
+    "ExemptionSpec": "dvcflow._procedure",
+    "Family": "dvcflow._backends",
+    "FeeKind": "dvcflow._values",
+    "FeeObligation": "dvcflow._dossier",
+    "FeeSpec": "dvcflow._procedure",
+    "FeeTiming": "dvcflow._values",
+    "FieldType": "dvcflow._procedure",
+    "FileRecord": "dvcflow._results",
+    "FormDocumentSpec": "dvcflow._procedure",
+    "FormFieldSpec": "dvcflow._procedure",
+    "FrozenClock": "dvcflow._clock",
+    "HistoryEvent": "dvcflow._snapshots",
+    "Incident": "dvcflow._outbox",
+    "InvalidDefinitionError": "dvcflow.errors",
+    "InvalidValueError": "dvcflow.errors",
+    "Kernel": "dvcflow._kernel",
+    "Level": "dvcflow.levels",
+    "LifecycleSpec": "dvcflow._lifecycle",
+    "Message": "dvcflow._backends",
+    "MessageChannel": "dvcflow._backends",
+    "MessageReceipt": "dvcflow._backends",
+    "MessageRecord": "dvcflow._notifications",
+    "MessageStatus": "dvcflow._backends",
+    "MigrationItem": "dvcflow._migration",
+    "MigrationPlan": "dvcflow._migration",
+    "Money": "dvcflow._values",
+    "NationalStatus": "dvcflow._lifecycle",
+    "NotFoundError": "dvcflow.errors",
+    "NotificationReceipt": "dvcflow._backends",
+    "Notifications": "dvcflow._notifications",
+    "OfficeHours": "dvcflow._calendar",
+    "OnlineClass": "dvcflow.levels",
+    "Outbox": "dvcflow._outbox",
+    "OutboxItem": "dvcflow._outbox",
+    "Page": "dvcflow._snapshots",
+    "PaymentLink": "dvcflow._backends",
+    "PaymentOutcome": "dvcflow._backends",
+    "PaymentQuery": "dvcflow._backends",
+    "PaymentRecord": "dvcflow._payments",
+    "PaymentReport": "dvcflow._backends",
+    "PaymentRequest": "dvcflow._backends",
+    "PaymentSettings": "dvcflow._backend_config",
+    "PaymentWaitPolicy": "dvcflow._policies",
+    "Payments": "dvcflow._payments",
+    "PermissionDeniedError": "dvcflow.errors",
+    "PluginError": "dvcflow.errors",
+    "Problem": "dvcflow.errors",
+    "ProcedureSpec": "dvcflow._procedure",
+    "Provider": "dvcflow._backends",
+    "ProviderConfig": "dvcflow._backend_config",
+    "REASONS": "dvcflow._reasons",
+    "ROLES": "dvcflow._values",
+    "Reason": "dvcflow._reasons",
+    "RefundRecord": "dvcflow._payments",
+    "RefundRequest": "dvcflow._backends",
+    "RefundResult": "dvcflow._backends",
+    "RefusedError": "dvcflow.errors",
+    "ResultSpec": "dvcflow._procedure",
+    "Results": "dvcflow._results",
+    "Routing": "dvcflow._backend_config",
+    "RulePackSpec": "dvcflow._rulepacks",
+    "RulePacks": "dvcflow._rulepacks",
+    "SchemaError": "dvcflow.errors",
+    "SecurityRecord": "dvcflow._intake",
+    "ServiceModel": "dvcflow._rulepacks",
+    "SignatureError": "dvcflow.errors",
+    "StateSpec": "dvcflow._lifecycle",
+    "StepKind": "dvcflow._procedure",
+    "StepSpec": "dvcflow._procedure",
+    "StoreUnavailableError": "dvcflow.errors",
+    "StoredFile": "dvcflow._backends",
+    "SupplementExpiry": "dvcflow._policies",
+    "SupplementPolicy": "dvcflow._policies",
+    "SystemClock": "dvcflow._clock",
+    "TamperedHistoryError": "dvcflow.errors",
+    "Text": "dvcflow._procedure",
+    "Timeliness": "dvcflow._deadlines",
+    "TransitionRecord": "dvcflow._backends",
+    "TransitionSpec": "dvcflow._lifecycle",
+    "Wait": "dvcflow._dossier",
+    "Worker": "dvcflow._worker",
+    "WorkerReport": "dvcflow._worker",
+    "WorkerSettings": "dvcflow._backend_config",
+    "WorkingCalendar": "dvcflow._calendar",
+    "count_visits": "dvcflow._visits",
+    "hookimpl": "dvcflow.hookspecs",
+    "load_overrides": "dvcflow._calendar",
+    "replay": "dvcflow._dossier",
+    "retry": "dvcflow._engine",
+}
+"""Where each public name is defined: imported on first use, so that ``import dvcflow`` (the
+command line, the pytest plugin loaded in every run) does not load the engine and SQLAlchemy
+until something asks for them."""
+
+
+# Hidden from type checkers, which see the imports above: a misspelt name stays an error.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _WHERE.get(name)
+        if module is None:
+            msg = f"module 'dvcflow' has no attribute {name!r}"
+            raise AttributeError(msg)
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, "__version__"})

@@ -261,7 +261,10 @@ def _set_due(plan: Plan, change: DueDateChange) -> None:
 def _due_timers(plan: Plan, due: dt.datetime | None) -> None:
     for reminder in reminder_times(plan.kernel.calendar, due, plan.pack.clock):
         name = f"due_{reminder.kind.value}"
-        plan.effect(EffectKind.SET_TIMER, name=name, at=reminder.at.isoformat(), trigger=None)
+        # A reminder already past (a same-day dossier, one working day's notice) is due now:
+        # the next tick sends it, and its timer is not dated before the dossier existed.
+        at = max(reminder.at, plan.now)
+        plan.effect(EffectKind.SET_TIMER, name=name, at=at.isoformat(), trigger=None)
 
 
 def _notify(plan: Plan, event: str, to: str = "applicant", **data: Any) -> None:  # noqa: ANN401
