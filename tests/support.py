@@ -6,12 +6,15 @@ import datetime as dt
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
 from dvcflow import (
     Actor,
+    Applicant,
+    ApplicantType,
     Catalog,
     Channel,
     DeliveryMethod,
@@ -22,9 +25,30 @@ from dvcflow import (
 )
 from dvcflow._demo import happy_path
 
-__all__ = ["HALF_HOUR", "drive", "intake", "migrations_head", "paid_before_return"]
+__all__ = [
+    "AGENCY",
+    "AN",
+    "FORM",
+    "HALF_HOUR",
+    "HEAD",
+    "OFFICER",
+    "START",
+    "drive",
+    "intake",
+    "migrations_head",
+    "paid_before_return",
+]
 
 HALF_HOUR = dt.timedelta(minutes=30)
+
+# A household business registered at the counter of a commune (2.000575), as the store suites
+# drive it.
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+AGENCY = "UBND-XA.002"
+OFFICER = Actor.staff("officer-1", roles={"receiving_officer"}, agency=AGENCY)
+HEAD = Actor.staff("head-1", roles={"department_head"}, agency=AGENCY)
+AN = Applicant(ApplicantType.CITIZEN, "001099012345", "Nguyễn Văn An", phone="0912345678")
+FORM = {"business_name": "Tạp hóa An", "capital_vnd": 1, "business_lines": "bán lẻ"}
 
 
 def intake(

@@ -8,14 +8,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from dvcflow import (
-    Actor,
-    Applicant,
-    ApplicantType,
     Catalog,
     Channel,
     Checkpoint,
@@ -27,14 +23,7 @@ from dvcflow import (
 )
 from dvcflow._history import GENESIS, chain_mac, verify_chain
 from pg import Database
-
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
-START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=VN)
-AGENCY = "UBND-XA.002"
-OFFICER = Actor.staff("officer-1", roles={"receiving_officer"}, agency=AGENCY)
-HEAD = Actor.staff("head-1", roles={"department_head"}, agency=AGENCY)
-AN = Applicant(ApplicantType.CITIZEN, "001099012345", "Nguyễn Văn An", phone="0912345678")
-FORM = {"business_name": "Tạp hóa An", "capital_vnd": 1, "business_lines": "bán lẻ"}
+from support import AN, FORM, HEAD, OFFICER, START
 
 
 @pytest.fixture
